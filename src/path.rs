@@ -1,0 +1,1 @@
+//! Broadcast paths: normalization and segment-aware prefix rules (PROTOCOL.md §2.2).

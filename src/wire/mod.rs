@@ -1,0 +1,1 @@
+//! The moq-lite wire codec, sans-IO: pure functions over byte buffers.
