@@ -1,8 +1,17 @@
 //! moq-relay: a thread-per-core Media-over-QUIC relay speaking moq-lite.
 //!
-//! The crate is layered as `../DESIGN.md` describes: [`wire`] is the sans-IO codec,
-//! [`model`] the version-agnostic relay state, [`session`] the moq-lite role logic,
-//! [`transport`] the thin glommio drivers that move bytes, and [`config`] the TOML + CLI.
+//! The crate is layered as DESIGN.md describes: [`wire`] is the sans-IO codec, [`model`]
+//! the version-agnostic relay state, [`relay`] the per-shard state and mesh traffic,
+//! [`session`] the moq-lite role logic, [`transport`] the thin glommio drivers that move
+//! bytes, [`auth`] who may do what, and [`config`] the TOML + CLI.
 
+pub mod auth;
+pub mod config;
+pub mod model;
+pub mod notify;
 pub mod path;
+pub mod relay;
+pub mod runtime;
+pub mod session;
+pub mod transport;
 pub mod wire;

@@ -1,1 +1,59 @@
-fn main() {}
+//! The `moq-relay` binary: parse flags and config, start logging, run the shards, and tell
+//! systemd when the relay is ready.
+
+use clap::Parser;
+use moq_relay::config::{self, init_logging, Cli};
+use moq_relay::runtime;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match config::load(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("moq-relay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log.level);
+    let result = runtime::run(&config, |listening| {
+        for addr in &listening.quic {
+            tracing::info!(%addr, shards = listening.shards, "listening for QUIC");
+        }
+        tracing::info!(fingerprint = %listening.fingerprint, "certificate");
+        notify_systemd();
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("moq-relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends `READY=1` to systemd when started as a `Type=notify` service.
+fn notify_systemd() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let socket = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(socket) => socket,
+        Err(_) => return,
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
+            .and_then(|addr| socket.send_to_addr(b"READY=1", &addr))
+    } else {
+        socket.send_to(b"READY=1", &path)
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "systemd notification failed");
+    }
+}

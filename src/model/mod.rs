@@ -1,0 +1,11 @@
+//! The version-agnostic relay model: tracks, groups and frames, the announced set, and the
+//! per-broadcast state the owning shard keeps. Every wire version translates into this model
+//! and out of it; nothing here knows about streams, sockets or encodings.
+
+mod announced;
+mod group;
+mod track;
+
+pub use announced::{AnnounceEvent, AnnounceWatch, AnnouncedSet};
+pub use group::{Frame, Group, GroupState};
+pub use track::{CacheLimits, Track, TrackEnd, TrackEvent, TrackInfo};

@@ -1,0 +1,287 @@
+//! Start-up and per-shard wiring: TLS material, the shards runtime, and on every shard the
+//! relay state, the mesh receivers and flushers, and the QUIC endpoint on its UDP socket.
+
+use crate::auth::Auth;
+use crate::config::{Config, TlsConfig};
+use crate::model::CacheLimits;
+use crate::relay::{Control, Data, RelayConfig, RelayShard};
+use crate::session::SessionEnv;
+use crate::transport::quic::{self, Endpoint, PacketOut, QuicSettings};
+use crate::transport::tls;
+use shards::udp::{RecvBatch, Transmit, UdpSocket};
+use shards::Shard;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the relay could not start or stopped with an error.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Most connections one shard accepts.
+const MAX_CONNECTIONS_PER_SHARD: usize = 100_000;
+/// Longest queue in front of each mesh channel.
+const OUTBOX_LIMIT: usize = 1 << 16;
+
+/// What every shard needs, shared read-only across threads.
+struct ShardSettings {
+    relay: RelayConfig,
+    quic: QuicSettings,
+    cert_pem: PathBuf,
+    key_pem: PathBuf,
+    public: Vec<String>,
+}
+
+/// Where the relay is listening, reported once every shard is up.
+#[derive(Clone, Debug)]
+pub struct Listening {
+    pub quic: Vec<SocketAddr>,
+    pub shards: usize,
+    pub fingerprint: String,
+}
+
+/// Runs the relay until SIGINT/SIGTERM. `on_ready` is called once every shard is up.
+pub fn run(config: &Config, on_ready: impl FnOnce(&Listening) + 'static) -> Result<(), StartError> {
+    let cert = match &config.server.tls {
+        TlsConfig::Generate { names } => tls::generate(names),
+        TlsConfig::Files { cert, key } => tls::load(cert, key),
+    }
+    .map_err(|e| StartError(e.to_string()))?;
+    let dir = private_dir()
+        .map_err(|e| StartError(format!("cannot create a directory for TLS files: {e}")))?;
+    let (cert_pem, key_pem) = cert
+        .pem_files(&dir)
+        .map_err(|e| StartError(format!("cannot write TLS files to {}: {e}", dir.display())))?;
+    let quic_settings = QuicSettings {
+        idle_timeout: config.quic.idle_timeout,
+        max_streams: config.quic.max_streams,
+        ..QuicSettings::default()
+    };
+    // Fail here, with a clear message, rather than on every shard.
+    quic::server_config(&quic_settings, &cert_pem, &key_pem)
+        .map_err(|e| StartError(format!("TLS certificate or key refused by QUIC: {e}")))?;
+    let hop = config
+        .cluster
+        .id
+        .unwrap_or_else(crate::config::ClusterConfig::random_id);
+    let settings = Arc::new(ShardSettings {
+        relay: RelayConfig {
+            linger: config.relay.linger,
+            cache: CacheLimits {
+                max_age: config.relay.cache_duration,
+                max_group_bytes: config.relay.max_group_bytes,
+                ..CacheLimits::default()
+            },
+            hop,
+            outbox_limit: OUTBOX_LIMIT,
+        },
+        quic: quic_settings,
+        cert_pem,
+        key_pem,
+        public: config.auth.public.clone(),
+    });
+    let runtime = shards::RuntimeConfig {
+        shards: Some(config.server.shards),
+        pin: config.server.pin,
+        udp_bind: vec![config.server.listen],
+        ..shards::RuntimeConfig::default()
+    };
+    let fingerprint = cert.fingerprint_sha256.clone();
+    let result = shards::Runtime::new(runtime)
+        .on_ready(move |ready: &shards::ReadyInfo| {
+            on_ready(&Listening {
+                quic: ready.udp_addrs.clone(),
+                shards: ready.shards,
+                fingerprint,
+            })
+        })
+        .run(move |shard: Shard<Control, Data>| {
+            let settings = settings.clone();
+            async move { shard_main(shard, settings).await }
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map_err(|e| StartError(e.to_string()))
+}
+
+fn private_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("moq-relay-{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&dir)?;
+    Ok(dir)
+}
+
+/// The mesh as the relay state sees it.
+struct MeshPort(Rc<Shard<Control, Data>>);
+
+impl crate::relay::MeshPort for MeshPort {
+    fn try_send_control(&self, to: usize, msg: Control) -> Result<(), Control> {
+        self.0.try_send_control(to, msg).map_err(|e| e.into_inner())
+    }
+
+    fn try_send_data(&self, to: usize, msg: Data) -> Result<(), Data> {
+        self.0.try_send_data(to, msg).map_err(|e| e.into_inner())
+    }
+}
+
+/// The endpoint's packets onto the shard's UDP socket.
+struct UdpOut(Rc<UdpSocket>);
+
+impl PacketOut for UdpOut {
+    fn send(&self, to: SocketAddr, data: &[u8], segment_size: usize) {
+        let transmit = Transmit::segmented(to, data, segment_size);
+        if let Err(e) = self.0.try_send(&transmit) {
+            tracing::trace!(%to, error = %e, "UDP send dropped");
+        }
+    }
+
+    fn max_segments(&self) -> usize {
+        self.0.max_gso_segments()
+    }
+}
+
+async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) {
+    let id = shard.id();
+    let mut sockets = shard.take_udp_sockets();
+    let control_rx = shard.take_control_receivers();
+    let data_rx = shard.take_data_receivers();
+    let shard = Rc::new(shard);
+    let relay = RelayShard::new(
+        id,
+        shard.count(),
+        settings.relay.clone(),
+        Box::new(MeshPort(shard.clone())),
+    );
+    spawn_mesh_tasks(&shard, &relay, control_rx, data_rx);
+    let config = match quic::server_config(&settings.quic, &settings.cert_pem, &settings.key_pem) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(shard = id, error = %e, "QUIC configuration failed");
+            return;
+        }
+    };
+    let udp = Rc::new(sockets.remove(0));
+    let local = udp.local_addr();
+    let env = Rc::new(SessionEnv {
+        shard: relay.clone(),
+        auth: Auth {
+            public: settings.public.clone(),
+        },
+    });
+    let endpoint = Endpoint::new(
+        env,
+        config,
+        Rc::new(UdpOut(udp.clone())),
+        MAX_CONNECTIONS_PER_SHARD,
+    );
+    {
+        let endpoint = endpoint.clone();
+        relay.set_packet_sink(move |from, to, payload| endpoint.on_forwarded(from, to, payload));
+    }
+    tracing::debug!(shard = id, %local, gro = udp.gro_enabled(), gso = udp.max_gso_segments(), "shard up");
+    let receive = async {
+        let mut batch = RecvBatch::for_socket(&udp);
+        loop {
+            match udp.recv_batch(&mut batch).await {
+                Ok(_) => {
+                    for (meta, data) in batch.segments_mut() {
+                        let to = meta
+                            .dst_ip
+                            .map_or(local, |ip| SocketAddr::new(ip, local.port()));
+                        endpoint.on_datagram(meta.src, to, data, false);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(shard = id, error = %e, "UDP receive failed");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    };
+    futures_lite::future::or(receive, shard.stopped()).await;
+    endpoint.shutdown();
+    glommio::timer::sleep(Duration::from_millis(50)).await;
+    tracing::debug!(shard = id, "shard stopped");
+}
+
+/// Receivers for both lanes from every peer, flushers for every outbox, and the task that
+/// delivers messages a shard sends itself.
+fn spawn_mesh_tasks(
+    shard: &Rc<Shard<Control, Data>>,
+    relay: &Rc<RelayShard>,
+    control_rx: Vec<shards::MeshReceiver<Control>>,
+    data_rx: Vec<shards::MeshReceiver<Data>>,
+) {
+    for rx in control_rx {
+        let relay = relay.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                relay.handle_control(msg);
+            }
+        })
+        .detach();
+    }
+    for rx in data_rx {
+        let relay = relay.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                relay.handle_data(msg);
+            }
+        })
+        .detach();
+    }
+    for to in (0..shard.count()).filter(|&to| to != shard.id()) {
+        let (relay_c, shard_c) = (relay.clone(), shard.clone());
+        glommio::spawn_local(async move {
+            let wake = relay_c.control_outbox().wake(to);
+            loop {
+                wake.notified().await;
+                while let Some(msg) = relay_c.control_outbox().take(to) {
+                    let sent = shard_c.send_control(to, msg).await;
+                    relay_c.control_outbox().sent(to);
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .detach();
+        let (relay_d, shard_d) = (relay.clone(), shard.clone());
+        glommio::spawn_local(async move {
+            let wake = relay_d.data_outbox().wake(to);
+            loop {
+                wake.notified().await;
+                while let Some(msg) = relay_d.data_outbox().take(to) {
+                    let sent = shard_d.send_data(to, msg).await;
+                    relay_d.data_outbox().sent(to);
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+    let relay = relay.clone();
+    glommio::spawn_local(async move {
+        let wake = relay.local_wake();
+        loop {
+            wake.notified().await;
+            relay.drain_local_control();
+        }
+    })
+    .detach();
+}

@@ -1,0 +1,578 @@
+//! The relay as subscriber towards a publishing peer: it asks for the peer's announcements,
+//! turns them into routes, and serves the owners' upstream requests with one TRACK and one
+//! SUBSCRIBE per track, feeding received groups back to the owner.
+
+use super::io::{Inbound, Outbound, ReadOutcome};
+use super::{Close, SessionEnv};
+use crate::auth::Scope;
+use crate::model::{Frame, TrackEnd, TrackEvent, TrackInfo};
+use crate::path;
+use crate::relay::{SessionRef, UpstreamInbox, UpstreamRequest};
+use crate::transport::{StreamId, Streams};
+use crate::wire::{
+    self, error_code::stream as code, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus,
+    BidiType, FrameHeader, GroupHeader, Message, Subscribe, SubscribeResponse, TrackRequest,
+    Version,
+};
+use std::collections::{HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Most bytes buffered for one of our control streams.
+const CONTROL_BUFFER: usize = wire::MAX_MESSAGE_SIZE + 16;
+
+/// One of our upstream subscriptions.
+struct Upstream {
+    owner: usize,
+    track_id: u64,
+    subscribe_stream: StreamId,
+    /// The SUBSCRIBE_END sequence, once the publisher declared it.
+    end: Option<u64>,
+    /// The highest group sequence seen, for lite-04 ends.
+    highest: Option<u64>,
+    /// We asked to stop; late streams and resets are expected.
+    closing: bool,
+}
+
+/// What one of our bidi streams is for.
+enum OwnStream {
+    Announce {
+        prefix: String,
+        ok_hop: Option<u64>,
+        paths: HashSet<String>,
+    },
+    Track {
+        subscription: u64,
+    },
+    Subscribe {
+        subscription: u64,
+    },
+}
+
+/// A group stream from the publisher being read.
+struct GroupIngest {
+    subscription: u64,
+    sequence: u64,
+    last_timestamp: u64,
+    pending: Option<FrameHeader>,
+}
+
+/// The consuming half of a session.
+#[derive(Default)]
+pub struct Consumer {
+    /// The peer's hop id from its SETUP.
+    pub peer_hop: u64,
+    started: bool,
+    own: HashMap<StreamId, (Inbound, OwnStream)>,
+    /// Absolute paths we announced on the peer's behalf.
+    routes: HashSet<String>,
+    upstreams: HashMap<u64, Upstream>,
+    by_owner: HashMap<(usize, u64), u64>,
+    groups: HashMap<StreamId, Option<GroupIngest>>,
+    next_subscription: u64,
+}
+
+impl Consumer {
+    /// Opens announce requests once authorized and serves upstream requests.
+    #[allow(clippy::too_many_arguments)]
+    pub fn react(
+        &mut self,
+        env: &SessionEnv,
+        version: Version,
+        scope: &Scope,
+        _me: SessionRef,
+        inbox: &UpstreamInbox,
+        streams: &mut dyn Streams,
+        outbound: &mut HashMap<StreamId, Outbound>,
+    ) -> Result<(), Close> {
+        if !self.started {
+            self.started = true;
+            for prefix in &scope.publish {
+                let Ok(id) = streams.open_bidi() else { break };
+                let mut buf = Vec::new();
+                let request = AnnounceRequest {
+                    prefix: prefix.clone(),
+                    exclude_hop: env.shard.config.hop,
+                };
+                if BidiType::Announce.encode(version, &mut buf).is_ok()
+                    && request.encode(version, &mut buf).is_ok()
+                {
+                    outbound.entry(id).or_default().push(buf);
+                    let own = OwnStream::Announce {
+                        prefix: prefix.clone(),
+                        ok_hop: None,
+                        paths: HashSet::new(),
+                    };
+                    self.own.insert(id, (Inbound::default(), own));
+                }
+            }
+        }
+        while let Some(request) = inbox.pop() {
+            match request {
+                UpstreamRequest::Subscribe {
+                    owner,
+                    track_id,
+                    broadcast,
+                    track,
+                    priority,
+                } => self.subscribe(
+                    env, version, scope, streams, outbound, owner, track_id, &broadcast, &track,
+                    priority,
+                ),
+                UpstreamRequest::Unsubscribe { owner, track_id } => {
+                    if let Some(sub) = self.by_owner.remove(&(owner, track_id)) {
+                        if let Some(up) = self.upstreams.get_mut(&sub) {
+                            up.closing = true;
+                            outbound.entry(up.subscribe_stream).or_default().finish();
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe(
+        &mut self,
+        env: &SessionEnv,
+        version: Version,
+        scope: &Scope,
+        streams: &mut dyn Streams,
+        outbound: &mut HashMap<StreamId, Outbound>,
+        owner: usize,
+        track_id: u64,
+        broadcast: &str,
+        track: &str,
+        priority: u8,
+    ) {
+        let fail = |code| {
+            env.shard
+                .deliver(owner, track_id, TrackEvent::End(TrackEnd::Failed(code)))
+        };
+        let Some(relative) = scope.relative(broadcast) else {
+            return fail(code::UNROUTABLE);
+        };
+        let subscription = self.next_subscription;
+        self.next_subscription += 1;
+        if version == Version::Lite05 {
+            let Ok(id) = streams.open_bidi() else {
+                return fail(code::INTERNAL);
+            };
+            let mut buf = Vec::new();
+            let request = TrackRequest {
+                broadcast: relative.to_string(),
+                track: track.to_string(),
+            };
+            if BidiType::Track.encode(version, &mut buf).is_ok()
+                && request.encode(version, &mut buf).is_ok()
+            {
+                outbound.entry(id).or_default().push(buf);
+                self.own
+                    .insert(id, (Inbound::default(), OwnStream::Track { subscription }));
+            }
+        } else {
+            // No TRACK before lite-05: the properties of moq-net's pre-05 sources.
+            env.shard
+                .deliver(owner, track_id, TrackEvent::Info(TrackInfo::default()));
+        }
+        let Ok(id) = streams.open_bidi() else {
+            return fail(code::INTERNAL);
+        };
+        let request = Subscribe {
+            id: subscription,
+            broadcast: relative.to_string(),
+            track: track.to_string(),
+            priority,
+            max_latency_ms: 0,
+            start_group: None,
+            end_group: None,
+        };
+        let mut buf = Vec::new();
+        if BidiType::Subscribe.encode(version, &mut buf).is_err()
+            || request.encode(version, &mut buf).is_err()
+        {
+            return fail(code::INTERNAL);
+        }
+        outbound.entry(id).or_default().push(buf);
+        self.own.insert(
+            id,
+            (Inbound::default(), OwnStream::Subscribe { subscription }),
+        );
+        self.upstreams.insert(
+            subscription,
+            Upstream {
+                owner,
+                track_id,
+                subscribe_stream: id,
+                end: None,
+                highest: None,
+                closing: false,
+            },
+        );
+        self.by_owner.insert((owner, track_id), subscription);
+        tracing::debug!(broadcast, track, subscription, "subscribed upstream");
+    }
+
+    /// Reads one of our own bidi streams.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_own_stream(
+        &mut self,
+        env: &SessionEnv,
+        version: Version,
+        scope: &Scope,
+        me: SessionRef,
+        streams: &mut dyn Streams,
+        id: StreamId,
+        outbound: &mut HashMap<StreamId, Outbound>,
+    ) -> Result<(), Close> {
+        let Some((inbound, _)) = self.own.get_mut(&id) else {
+            // A stream we forgot: drain it.
+            let mut scratch = Inbound::default();
+            scratch.fill(streams, id, usize::MAX);
+            return Ok(());
+        };
+        let outcome = inbound.fill(streams, id, CONTROL_BUFFER);
+        let (mut inbound, kind) = self.own.remove(&id).expect("present");
+        let keep = match kind {
+            OwnStream::Announce {
+                prefix,
+                ok_hop,
+                paths,
+            } => self.read_announces(
+                env,
+                version,
+                scope,
+                me,
+                &mut inbound,
+                &outcome,
+                prefix,
+                ok_hop,
+                paths,
+                id,
+            )?,
+            OwnStream::Track { subscription } => {
+                self.read_track_info(env, version, &mut inbound, &outcome, subscription, id)?
+            }
+            OwnStream::Subscribe { subscription } => self.read_responses(
+                env,
+                version,
+                &mut inbound,
+                &outcome,
+                subscription,
+                id,
+                outbound,
+            )?,
+        };
+        if let Some(kind) = keep {
+            self.own.insert(id, (inbound, kind));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_announces(
+        &mut self,
+        env: &SessionEnv,
+        version: Version,
+        scope: &Scope,
+        me: SessionRef,
+        inbound: &mut Inbound,
+        outcome: &ReadOutcome,
+        prefix: String,
+        mut ok_hop: Option<u64>,
+        mut paths: HashSet<String>,
+        id: StreamId,
+    ) -> Result<Option<OwnStream>, Close> {
+        let our_hop = env.shard.config.hop;
+        if version == Version::Lite05 && ok_hop.is_none() {
+            match inbound.message::<AnnounceOk>(version) {
+                Ok(Some(ok)) => ok_hop = Some(ok.hop),
+                Ok(None) => {}
+                Err(e) => return Err(Close::protocol("ANNOUNCE_OK", e)),
+            }
+        }
+        if version == Version::Lite04 || ok_hop.is_some() {
+            loop {
+                let announce = match inbound.message::<Announce>(version) {
+                    Ok(Some(announce)) => announce,
+                    Ok(None) => break,
+                    Err(e) => return Err(Close::protocol("ANNOUNCE", e)),
+                };
+                let Ok(suffix) = path::normalize(&announce.suffix) else {
+                    return Err(Close::protocol(
+                        "ANNOUNCE",
+                        wire::DecodeError::InvalidValue("path"),
+                    ));
+                };
+                let absolute = scope.absolute(&path::join(&prefix, &suffix));
+                match announce.status {
+                    AnnounceStatus::Active | AnnounceStatus::Restart => {
+                        let mut hops = announce.hops;
+                        if let Some(hop) = ok_hop {
+                            hops.push(hop);
+                        }
+                        if hops.iter().any(|&h| h != 0 && h == our_hop)
+                            || hops.len() > wire::MAX_HOPS
+                        {
+                            continue;
+                        }
+                        tracing::info!(broadcast = %absolute, "publisher announced");
+                        paths.insert(absolute.clone());
+                        self.routes.insert(absolute.clone());
+                        env.shard.announce(absolute, me, hops);
+                    }
+                    AnnounceStatus::Ended => {
+                        if paths.remove(&absolute) {
+                            tracing::info!(broadcast = %absolute, "publisher unannounced");
+                            self.routes.remove(&absolute);
+                            env.shard.unannounce(absolute, me, false);
+                        }
+                    }
+                }
+            }
+        }
+        if *outcome != ReadOutcome::Open || inbound.finished {
+            // The peer has no more announcements under this prefix (a publish-less client
+            // may end our request at once: that is not an error).
+            for path in paths {
+                self.routes.remove(&path);
+                env.shard.unannounce(path, me, false);
+            }
+            let _ = id;
+            return Ok(None);
+        }
+        Ok(Some(OwnStream::Announce {
+            prefix,
+            ok_hop,
+            paths,
+        }))
+    }
+
+    fn read_track_info(
+        &mut self,
+        env: &SessionEnv,
+        version: Version,
+        inbound: &mut Inbound,
+        outcome: &ReadOutcome,
+        subscription: u64,
+        _id: StreamId,
+    ) -> Result<Option<OwnStream>, Close> {
+        let Some(up) = self.upstreams.get(&subscription) else {
+            return Ok(None);
+        };
+        if let ReadOutcome::Reset(c) = outcome {
+            if !up.closing {
+                env.shard
+                    .deliver(up.owner, up.track_id, TrackEvent::End(TrackEnd::Failed(*c)));
+            }
+            return Ok(None);
+        }
+        match inbound.message::<wire::TrackInfo>(version) {
+            Ok(Some(info)) => {
+                let info = TrackInfo {
+                    priority: info.priority,
+                    max_age_ms: info.max_latency_ms,
+                    timescale: info.timescale,
+                };
+                env.shard
+                    .deliver(up.owner, up.track_id, TrackEvent::Info(info));
+                Ok(None)
+            }
+            Ok(None) => Ok(Some(OwnStream::Track { subscription })),
+            Err(e) => Err(Close::protocol("TRACK_INFO", e)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_responses(
+        &mut self,
+        env: &SessionEnv,
+        version: Version,
+        inbound: &mut Inbound,
+        outcome: &ReadOutcome,
+        subscription: u64,
+        id: StreamId,
+        outbound: &mut HashMap<StreamId, Outbound>,
+    ) -> Result<Option<OwnStream>, Close> {
+        let Some(up) = self.upstreams.get_mut(&subscription) else {
+            return Ok(None);
+        };
+        loop {
+            match inbound.decode(|b| SubscribeResponse::decode(version, b)) {
+                Ok(Some(SubscribeResponse::End { group })) => up.end = Some(group),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(Close::protocol("SUBSCRIBE response", e)),
+            }
+        }
+        let ended = match outcome {
+            ReadOutcome::Reset(c) => Some(TrackEnd::Failed(*c)),
+            ReadOutcome::Finished => {
+                let next = up.end.or(up.highest.map(|h| h + 1)).unwrap_or(0);
+                Some(TrackEnd::Finished { next })
+            }
+            ReadOutcome::Open => None,
+        };
+        let Some(end) = ended else {
+            return Ok(Some(OwnStream::Subscribe { subscription }));
+        };
+        let up = self.upstreams.remove(&subscription).expect("present");
+        self.by_owner.remove(&(up.owner, up.track_id));
+        if !up.closing {
+            tracing::debug!(subscription, ?end, "upstream subscription ended");
+            env.shard
+                .deliver(up.owner, up.track_id, TrackEvent::End(end));
+            // Answer the publisher's FIN with ours.
+            outbound.entry(id).or_default().finish();
+        }
+        Ok(None)
+    }
+
+    /// Reads a group stream from the publisher. Returns true when the stream is done.
+    pub fn on_group_data(
+        &mut self,
+        env: &SessionEnv,
+        version: Version,
+        streams: &mut dyn Streams,
+        id: StreamId,
+        inbound: &mut Inbound,
+    ) -> bool {
+        let slot = self.groups.entry(id).or_insert(None);
+        if slot.is_none() {
+            let header = match inbound.message::<GroupHeader>(version) {
+                Ok(Some(header)) => header,
+                Ok(None) => return false,
+                Err(_) => {
+                    streams.stop(id, code::MALFORMED_TRACK);
+                    self.groups.remove(&id);
+                    return true;
+                }
+            };
+            let Some(up) = self
+                .upstreams
+                .get_mut(&header.subscribe_id)
+                .filter(|u| !u.closing)
+            else {
+                streams.stop(id, code::CANCEL);
+                self.groups.remove(&id);
+                return true;
+            };
+            up.highest = Some(
+                up.highest
+                    .map_or(header.sequence, |h| h.max(header.sequence)),
+            );
+            env.shard.deliver(
+                up.owner,
+                up.track_id,
+                TrackEvent::GroupStart(header.sequence),
+            );
+            *slot = Some(GroupIngest {
+                subscription: header.subscribe_id,
+                sequence: header.sequence,
+                last_timestamp: 0,
+                pending: None,
+            });
+        }
+        let ingest = slot.as_mut().expect("set above");
+        let Some(up) = self.upstreams.get(&ingest.subscription) else {
+            streams.stop(id, code::CANCEL);
+            self.groups.remove(&id);
+            return true;
+        };
+        let (owner, track_id) = (up.owner, up.track_id);
+        let deliver = |event| env.shard.deliver(owner, track_id, event);
+        let max_frame = env.shard.config.cache.max_group_bytes as u64;
+        loop {
+            if ingest.pending.is_none() {
+                match inbound.decode(|b| FrameHeader::decode(version, b)) {
+                    Ok(Some(header))
+                        if header.size > max_frame || header.size > wire::MAX_FRAME_SIZE =>
+                    {
+                        streams.stop(id, code::FRAME_TOO_LARGE);
+                        deliver(TrackEvent::GroupEnd {
+                            group: ingest.sequence,
+                            code: Some(code::FRAME_TOO_LARGE),
+                        });
+                        self.groups.remove(&id);
+                        return true;
+                    }
+                    Ok(Some(header)) => ingest.pending = Some(header),
+                    Ok(None) => break,
+                    Err(_) => {
+                        // A FIN inside a frame header, or garbage.
+                        streams.stop(id, code::WRONG_SIZE);
+                        deliver(TrackEvent::GroupEnd {
+                            group: ingest.sequence,
+                            code: Some(code::WRONG_SIZE),
+                        });
+                        self.groups.remove(&id);
+                        return true;
+                    }
+                }
+            }
+            let header = ingest.pending.expect("set above");
+            let Some(payload) = inbound.take(header.size as usize) else {
+                break;
+            };
+            ingest.pending = None;
+            let timestamp = match version {
+                Version::Lite05 => ingest
+                    .last_timestamp
+                    .wrapping_add_signed(header.timestamp_delta),
+                Version::Lite04 => receive_time_ms().max(ingest.last_timestamp),
+            };
+            ingest.last_timestamp = timestamp;
+            deliver(TrackEvent::Frame {
+                group: ingest.sequence,
+                frame: Frame { timestamp, payload },
+            });
+        }
+        if inbound.finished {
+            let code = if ingest.pending.is_some() || !inbound.buf.is_empty() {
+                Some(code::WRONG_SIZE)
+            } else {
+                None
+            };
+            deliver(TrackEvent::GroupEnd {
+                group: ingest.sequence,
+                code,
+            });
+            self.groups.remove(&id);
+            return true;
+        }
+        false
+    }
+
+    /// The publisher reset a group stream.
+    pub fn on_group_reset(&mut self, env: &SessionEnv, id: StreamId, c: u64) {
+        if let Some(Some(ingest)) = self.groups.remove(&id) {
+            if let Some(up) = self.upstreams.get(&ingest.subscription) {
+                env.shard.deliver(
+                    up.owner,
+                    up.track_id,
+                    TrackEvent::GroupEnd {
+                        group: ingest.sequence,
+                        code: Some(c),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The session is over: every route it carried is withdrawn (the owner lingers).
+    pub fn withdraw(&mut self, env: &SessionEnv, me: SessionRef) {
+        for path in self.routes.drain() {
+            env.shard.unannounce(path, me, true);
+        }
+        // Open groups stay open: the owner's linger ends them after `ended` goes out.
+        self.groups.clear();
+    }
+}
+
+/// Milliseconds since the Unix epoch, never zero: the timestamp of a pre-05 frame.
+fn receive_time_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64)
+        .max(1)
+}

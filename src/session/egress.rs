@@ -1,0 +1,300 @@
+//! One downstream subscription: a cursor over a shared track that turns cached and live
+//! groups into group streams for one subscriber, skipping ahead when it falls behind.
+
+use super::io::Outbound;
+use crate::model::{Group, GroupState, TrackEnd};
+use crate::relay::TrackHandle;
+use crate::transport::{StreamId, Streams};
+use crate::wire::{
+    self, error_code::stream as code, FrameHeader, GroupHeader, Message, SubscribeResponse,
+    UniType, Version,
+};
+use std::rc::Rc;
+
+/// Urgency of group streams (control streams keep quiche's more urgent default).
+const GROUP_URGENCY: u8 = 200;
+/// Most group streams one subscription keeps open at once.
+const MAX_GROUPS_IN_FLIGHT: usize = 8;
+
+/// A group being written to the subscriber.
+struct GroupOut {
+    group: Rc<Group>,
+    stream: StreamId,
+    next_frame: usize,
+    last_timestamp: u64,
+    out: Outbound,
+}
+
+/// A subscriber's view of one track.
+pub struct Downstream {
+    /// The subscribe stream (where START/OK and END go).
+    pub stream: StreamId,
+    /// The subscriber's id for this subscription.
+    pub id: u64,
+    pub handle: TrackHandle,
+    pub priority: u8,
+    pub max_age_ms: u64,
+    /// The next sequence to consider; `None` = start at the latest group.
+    next: Option<u64>,
+    /// Exclusive cap: groups at or past it are held.
+    end_cap: Option<u64>,
+    started: bool,
+    ended: bool,
+    groups: Vec<GroupOut>,
+    /// Groups dropped for this subscriber because it was behind.
+    pub skipped: u64,
+}
+
+/// What the subscribe stream should do after a step.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// The track is over for this subscriber: END/FIN were queued.
+    Finished,
+    /// Refuse or fail the subscription with this stream code.
+    Fail(u64),
+}
+
+impl Downstream {
+    pub fn new(stream: StreamId, request: &wire::Subscribe, handle: TrackHandle) -> Self {
+        Self {
+            stream,
+            id: request.id,
+            handle,
+            priority: request.priority,
+            max_age_ms: request.max_latency_ms,
+            next: request.start_group,
+            end_cap: request.end_group,
+            started: false,
+            ended: false,
+            groups: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    /// Applies a SUBSCRIBE_UPDATE.
+    pub fn update(&mut self, update: &wire::SubscribeUpdate) {
+        self.priority = update.priority;
+        self.max_age_ms = update.max_latency_ms;
+        self.end_cap = update.end_group;
+        if let (Some(start), Some(next)) = (update.start_group, self.next) {
+            if start > next {
+                self.next = Some(start);
+            }
+        }
+    }
+
+    /// lite-04 answers a SUBSCRIBE at once with SUBSCRIBE_OK.
+    pub fn accept(&mut self, version: Version, control: &mut Outbound) {
+        if version == Version::Lite04 && !self.started {
+            let ok = SubscribeResponse::Ok {
+                priority: self.priority,
+                max_latency_ms: 0,
+                start_group: None,
+                end_group: None,
+            };
+            let mut buf = Vec::new();
+            if ok.encode(version, &mut buf).is_ok() {
+                control.push(buf);
+            }
+            self.started = true;
+        }
+    }
+
+    /// Writes what the subscriber can take; `control` is the subscribe stream's queue.
+    pub fn step(
+        &mut self,
+        version: Version,
+        streams: &mut dyn Streams,
+        control: &mut Outbound,
+    ) -> Step {
+        if self.ended {
+            return Step::Finished;
+        }
+        let track = self.handle.track().clone();
+        if let Some(TrackEnd::Failed(code)) = track.end() {
+            self.cancel(streams, code);
+            return Step::Fail(code);
+        }
+        self.open_groups(version, streams, control);
+        self.write_groups(version, streams);
+        self.age_out(streams);
+        if let Some(TrackEnd::Finished { next }) = track.end() {
+            let pending = match self.next {
+                None => track.latest().is_some() && !self.started,
+                Some(n) => track
+                    .group_at_or_after(n)
+                    .is_some_and(|g| g.sequence < next),
+            };
+            if self.groups.is_empty() && !pending {
+                if version == Version::Lite05 {
+                    let mut buf = Vec::new();
+                    if (SubscribeResponse::End { group: next })
+                        .encode(version, &mut buf)
+                        .is_ok()
+                    {
+                        control.push(buf);
+                    }
+                }
+                control.finish();
+                self.ended = true;
+                return Step::Finished;
+            }
+        }
+        Step::Continue
+    }
+
+    /// Opens streams for groups the subscriber has not seen yet.
+    fn open_groups(&mut self, version: Version, streams: &mut dyn Streams, control: &mut Outbound) {
+        let track = self.handle.track().clone();
+        while self.groups.len() < MAX_GROUPS_IN_FLIGHT {
+            let candidate = match self.next {
+                None => track.latest(),
+                Some(next) => track.group_at_or_after(next),
+            };
+            let Some(group) = candidate else { return };
+            if self.end_cap.is_some_and(|cap| group.sequence >= cap) {
+                return;
+            }
+            if let GroupState::Aborted(_) = group.state() {
+                self.next = Some(group.sequence + 1);
+                continue;
+            }
+            let stream = match streams.open_uni() {
+                Ok(stream) => stream,
+                Err(_) => return,
+            };
+            if !self.started {
+                let mut buf = Vec::new();
+                if (SubscribeResponse::Start {
+                    group: group.sequence,
+                })
+                .encode(version, &mut buf)
+                .is_ok()
+                {
+                    control.push(buf);
+                }
+                self.started = true;
+            }
+            let mut header = Vec::with_capacity(16);
+            let header_ok = UniType::Group.encode(version, &mut header).is_ok()
+                && GroupHeader {
+                    subscribe_id: self.id,
+                    sequence: group.sequence,
+                }
+                .encode(version, &mut header)
+                .is_ok();
+            if !header_ok {
+                return;
+            }
+            streams.set_urgency(stream, GROUP_URGENCY);
+            let mut out = Outbound::default();
+            out.push(header);
+            self.next = Some(group.sequence + 1);
+            self.groups.push(GroupOut {
+                group,
+                stream,
+                next_frame: 0,
+                last_timestamp: 0,
+                out,
+            });
+        }
+    }
+
+    /// Moves frames of in-flight groups into their streams, as far as the transport takes.
+    fn write_groups(&mut self, version: Version, streams: &mut dyn Streams) {
+        self.groups.retain_mut(|g| loop {
+            if g.out.flush(streams, g.stream).is_err() {
+                return false;
+            }
+            if !g.out.is_empty() {
+                return true;
+            }
+            if let Some(frame) = g.group.frame(g.next_frame) {
+                let delta = frame.timestamp as i64 - g.last_timestamp as i64;
+                let header = FrameHeader {
+                    timestamp_delta: delta,
+                    size: frame.payload.len() as u64,
+                };
+                let mut buf = Vec::with_capacity(16);
+                if header.encode(version, &mut buf).is_err() {
+                    streams.reset(g.stream, code::INTERNAL);
+                    return false;
+                }
+                g.out.push(buf);
+                g.out.push(frame.payload);
+                g.last_timestamp = frame.timestamp;
+                g.next_frame += 1;
+                continue;
+            }
+            match g.group.state() {
+                GroupState::Open => return true,
+                GroupState::Complete => {
+                    if g.out.fin_sent() {
+                        return false;
+                    }
+                    g.out.finish();
+                }
+                GroupState::Aborted(c) => {
+                    streams.reset(g.stream, c);
+                    return false;
+                }
+            }
+        });
+    }
+
+    /// Abandons stalled groups older than the subscriber's max age (clamped to the
+    /// publisher's), measured in presentation time against the latest group.
+    fn age_out(&mut self, streams: &mut dyn Streams) {
+        let track = self.handle.track().clone();
+        let Some(latest) = track.latest() else { return };
+        let info = track.info().unwrap_or_default();
+        let max_age = if self.max_age_ms == 0 {
+            0
+        } else {
+            self.max_age_ms.min(info.max_age_ms)
+        };
+        let timescale = info.timescale.max(1);
+        let newest = latest.last_timestamp();
+        let mut skipped = 0;
+        self.groups.retain_mut(|g| {
+            if g.group.sequence == latest.sequence || g.out.fin_sent() {
+                return true;
+            }
+            let Some(successor) = track.successor(g.group.sequence) else {
+                return true;
+            };
+            let (Some(reach), Some(newest)) = (successor.first_timestamp(), newest) else {
+                return true;
+            };
+            let age_ms = newest.saturating_sub(reach).saturating_mul(1000) / timescale;
+            let stalled = !g.out.is_empty()
+                || g.group.state() == GroupState::Open
+                || g.group.frame(g.next_frame).is_some();
+            if !stalled || age_ms <= max_age {
+                return true;
+            }
+            skipped += 1;
+            streams.reset(g.stream, code::OLD);
+            false
+        });
+        self.skipped += skipped;
+        if skipped > 0 {
+            tracing::debug!(
+                subscription = self.id,
+                skipped,
+                "subscriber behind; old groups dropped"
+            );
+        }
+    }
+
+    /// Resets every in-flight group stream with `code`.
+    pub fn cancel(&mut self, streams: &mut dyn Streams, code: u64) {
+        for g in self.groups.drain(..) {
+            if !g.out.fin_sent() {
+                streams.reset(g.stream, code);
+            }
+        }
+        self.ended = true;
+    }
+}

@@ -1,0 +1,170 @@
+//! Per-stream byte plumbing for sessions: a receive buffer that frames are split from
+//! without copying, and a send queue that holds what the transport could not take yet.
+
+use crate::transport::{StreamError, StreamId, Streams};
+use crate::wire::{DecodeError, Message, Version};
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+
+/// How much one read asks the transport for.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What reading a stream produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Bytes may have arrived; the peer may send more.
+    Open,
+    /// The peer finished its side.
+    Finished,
+    /// The peer reset its side with this code.
+    Reset(u64),
+}
+
+/// Bytes received on one stream and not yet consumed.
+#[derive(Default)]
+pub struct Inbound {
+    pub buf: BytesMut,
+    pub finished: bool,
+}
+
+impl Inbound {
+    /// Reads everything the transport has for `id` into the buffer, up to `limit` bytes
+    /// buffered (a larger backlog is left in the transport, which applies flow control).
+    pub fn fill(&mut self, streams: &mut dyn Streams, id: StreamId, limit: usize) -> ReadOutcome {
+        loop {
+            if self.buf.len() >= limit {
+                return ReadOutcome::Open;
+            }
+            self.buf.reserve(READ_CHUNK);
+            let spare = self.buf.spare_capacity_mut();
+            // SAFETY: the transport only writes initialized bytes into the slice and
+            // reports how many; we expose exactly those below.
+            let spare = unsafe {
+                std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), spare.len())
+            };
+            match streams.recv(id, spare) {
+                Ok((n, fin)) => {
+                    // SAFETY: `n` bytes were just written by `recv`.
+                    unsafe { self.buf.set_len(self.buf.len() + n) };
+                    if fin {
+                        self.finished = true;
+                        return ReadOutcome::Finished;
+                    }
+                    if n == 0 {
+                        return ReadOutcome::Open;
+                    }
+                }
+                Err(StreamError::Reset(code)) => return ReadOutcome::Reset(code),
+                Err(StreamError::Blocked) => return ReadOutcome::Open,
+                Err(_) => return ReadOutcome::Reset(0),
+            }
+        }
+    }
+
+    /// Decodes one len-prefixed message from the front, if it is all here.
+    pub fn message<M: Message>(&mut self, version: Version) -> Result<Option<M>, DecodeError> {
+        match M::decode(version, &self.buf) {
+            Ok((message, used)) => {
+                let _ = self.buf.split_to(used);
+                Ok(Some(message))
+            }
+            Err(DecodeError::Incomplete) if !self.finished => Ok(None),
+            Err(DecodeError::Incomplete) => Err(DecodeError::ShortBody),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Decodes a value with its own framing from the front, if it is all here.
+    pub fn decode<T>(
+        &mut self,
+        decode: impl FnOnce(&[u8]) -> Result<(T, usize), DecodeError>,
+    ) -> Result<Option<T>, DecodeError> {
+        match decode(&self.buf) {
+            Ok((value, used)) => {
+                let _ = self.buf.split_to(used);
+                Ok(Some(value))
+            }
+            Err(DecodeError::Incomplete) if !self.finished => Ok(None),
+            Err(DecodeError::Incomplete) => Err(DecodeError::ShortBody),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Splits off `len` bytes as a shared buffer, if they are all here.
+    pub fn take(&mut self, len: usize) -> Option<Bytes> {
+        (self.buf.len() >= len).then(|| self.buf.split_to(len).freeze())
+    }
+
+    /// True when nothing is buffered and the peer finished.
+    pub fn drained(&self) -> bool {
+        self.finished && self.buf.is_empty()
+    }
+}
+
+/// Bytes waiting to be written on one stream, then optionally a FIN.
+#[derive(Default)]
+pub struct Outbound {
+    queue: VecDeque<Bytes>,
+    fin: bool,
+    fin_sent: bool,
+}
+
+impl Outbound {
+    /// Queues bytes behind anything already waiting.
+    pub fn push(&mut self, bytes: impl Into<Bytes>) {
+        let bytes = bytes.into();
+        if !bytes.is_empty() {
+            self.queue.push_back(bytes);
+        }
+    }
+
+    /// Queues a FIN after the data.
+    pub fn finish(&mut self) {
+        self.fin = true;
+    }
+
+    /// Whether nothing is queued (the FIN may still be pending).
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Whether the FIN has been handed to the transport.
+    pub fn fin_sent(&self) -> bool {
+        self.fin_sent
+    }
+
+    /// Writes as much as the transport takes. `Err` means the peer stopped the stream.
+    pub fn flush(&mut self, streams: &mut dyn Streams, id: StreamId) -> Result<(), u64> {
+        while !self.queue.is_empty() {
+            let last = self.queue.len() == 1;
+            let front = self.queue.front_mut().expect("not empty");
+            match streams.send(id, front, last && self.fin) {
+                Ok(n) if n == front.len() => {
+                    self.queue.pop_front();
+                    if last && self.fin {
+                        self.fin_sent = true;
+                    }
+                }
+                Ok(n) => {
+                    let _ = front.split_to(n);
+                    return Ok(());
+                }
+                Err(StreamError::Stopped(code)) => return Err(code),
+                Err(StreamError::Reset(code)) => return Err(code),
+                Err(StreamError::Blocked) => return Ok(()),
+                Err(StreamError::Gone) => return Err(0),
+            }
+        }
+        if self.fin && !self.fin_sent {
+            match streams.send(id, &[], true) {
+                Ok(_) => self.fin_sent = true,
+                Err(StreamError::Stopped(code)) | Err(StreamError::Reset(code)) => {
+                    return Err(code)
+                }
+                Err(StreamError::Gone) => return Err(0),
+                Err(StreamError::Blocked) => {}
+            }
+        }
+        Ok(())
+    }
+}

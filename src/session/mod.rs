@@ -1,0 +1,482 @@
+//! One moq-lite session over any transport: the relay as subscriber towards publishing
+//! peers ([`consume`]) and as publisher towards viewers ([`serve`], [`egress`]), on one
+//! connection at once.
+//!
+//! The session is a state machine driven by its transport's task: [`Session::poll`] reads
+//! whatever streams have data, reacts to shard events (announcements, track data, upstream
+//! requests) and writes what it can. It never blocks and never owns a socket.
+
+mod consume;
+mod egress;
+mod io;
+mod serve;
+
+use crate::auth::{Auth, AuthError, ConnectPath, Scope};
+use crate::notify::Notify;
+use crate::relay::{RelayShard, SessionRef, UpstreamInbox};
+use crate::transport::{StreamId, Streams};
+use crate::wire::{self, error_code, BidiType, DecodeError, Message, Setup, UniType, Version};
+use consume::Consumer;
+use io::{Inbound, Outbound, ReadOutcome};
+use serve::Server;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// What every session on a shard shares.
+pub struct SessionEnv {
+    pub shard: Rc<RelayShard>,
+    pub auth: Auth,
+}
+
+/// Most peer streams held while waiting for the peer's SETUP.
+const MAX_EARLY_STREAMS: usize = 64;
+/// Most peer streams tracked at once (QUIC's stream limit bounds it too).
+const MAX_PEER_STREAMS: usize = 20_000;
+/// Most bytes buffered for one control stream.
+const CONTROL_BUFFER: usize = wire::MAX_MESSAGE_SIZE + 16;
+
+/// What a peer-initiated stream turned out to be.
+enum Incoming {
+    /// Its type varint has not arrived yet.
+    Untyped,
+    /// The peer's SETUP (lite-05).
+    Setup,
+    /// Held until the session is authorized.
+    Early(StreamKind),
+    /// Being served or consumed.
+    Active(StreamKind),
+    /// Refused or done on our side; drained until the peer finishes or resets it.
+    Ignored,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamKind {
+    Bidi(BidiType),
+    Group,
+}
+
+/// Why a session ends.
+#[derive(Debug)]
+pub struct Close {
+    pub code: u64,
+    pub reason: String,
+}
+
+impl Close {
+    fn protocol(what: &str, err: DecodeError) -> Self {
+        Self {
+            code: error_code::session::PROTOCOL_VIOLATION,
+            reason: format!("{what}: {err}"),
+        }
+    }
+}
+
+/// One moq-lite session.
+pub struct Session {
+    env: Rc<SessionEnv>,
+    version: Version,
+    notify: Rc<Notify>,
+    /// The connect path from the URL (WebTransport/WebSocket), or `None` on raw QUIC.
+    url_path: Option<String>,
+    setup_sent: bool,
+    scope: Option<Scope>,
+    streams: HashMap<StreamId, (Inbound, Incoming)>,
+    outbound: HashMap<StreamId, Outbound>,
+    server: Server,
+    consumer: Consumer,
+    me: SessionRef,
+    inbox: Rc<UpstreamInbox>,
+    /// Peer streams that became active on authorization and still need a first look.
+    activated: Vec<StreamId>,
+    closed: bool,
+}
+
+impl Session {
+    /// Starts a session. `url_path` is the path and query of the URL the peer connected
+    /// to, when the transport has one.
+    pub fn new(
+        env: Rc<SessionEnv>,
+        version: Version,
+        notify: Rc<Notify>,
+        url_path: Option<String>,
+    ) -> Self {
+        let (me, inbox) = env.shard.register_session(notify.clone());
+        Self {
+            env,
+            version,
+            notify,
+            url_path,
+            setup_sent: false,
+            scope: None,
+            streams: HashMap::new(),
+            outbound: HashMap::new(),
+            server: Server::default(),
+            consumer: Consumer::default(),
+            me,
+            inbox,
+            activated: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// The next time the session wants to run without being woken.
+    pub fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Runs the session: reads, reacts, writes. Closes the transport on fatal errors.
+    pub fn poll(&mut self, streams: &mut dyn Streams) {
+        if self.closed {
+            return;
+        }
+        if let Err(close) = self.step(streams) {
+            tracing::info!(code = close.code, reason = %close.reason, "closing session");
+            streams.close(close.code, &close.reason);
+            self.closed = true;
+        }
+    }
+
+    fn step(&mut self, streams: &mut dyn Streams) -> Result<(), Close> {
+        if !self.setup_sent {
+            self.send_setup(streams);
+        }
+        if self.scope.is_none() && (self.version == Version::Lite04 || self.url_path.is_some()) {
+            let path = self.url_path.clone().unwrap_or_default();
+            self.authorize(&path, wire::Role::Both)?;
+        }
+        while let Some(id) = streams.next_readable() {
+            self.on_readable(streams, id)?;
+        }
+        for id in std::mem::take(&mut self.activated) {
+            self.process_incoming(streams, id)?;
+        }
+        if self.scope.is_some() {
+            self.react(streams)?;
+        }
+        self.flush(streams);
+        Ok(())
+    }
+
+    fn send_setup(&mut self, streams: &mut dyn Streams) {
+        if self.version != Version::Lite05 {
+            self.setup_sent = true;
+            return;
+        }
+        let Ok(id) = streams.open_uni() else { return };
+        let mut buf = Vec::new();
+        let setup = Setup {
+            hop: self.env.shard.config.hop,
+            ..Setup::default()
+        };
+        let encoded = UniType::Setup
+            .encode(self.version, &mut buf)
+            .and_then(|_| setup.encode(self.version, &mut buf));
+        if encoded.is_ok() {
+            let out = self.outbound.entry(id).or_default();
+            out.push(buf);
+            out.finish();
+            self.setup_sent = true;
+        }
+    }
+
+    fn authorize(&mut self, raw_path: &str, role: wire::Role) -> Result<(), Close> {
+        let connect = ConnectPath::parse(raw_path);
+        let mut scope = self.env.auth.authorize(&connect).map_err(unauthorized)?;
+        match role {
+            wire::Role::Publisher => scope.subscribe.clear(),
+            wire::Role::Subscriber => scope.publish.clear(),
+            wire::Role::Both => {}
+        }
+        if scope.publish.is_empty() && scope.subscribe.is_empty() {
+            let role = if role == wire::Role::Publisher {
+                "publisher"
+            } else {
+                "subscriber"
+            };
+            return Err(unauthorized(AuthError::Role(role)));
+        }
+        tracing::info!(root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, version = %self.version, "session authorized");
+        self.scope = Some(scope);
+        self.on_authorized()
+    }
+
+    /// The peer's streams that arrived before authorization become active now.
+    fn on_authorized(&mut self) -> Result<(), Close> {
+        for (&id, (_, incoming)) in self.streams.iter_mut() {
+            if let Incoming::Early(kind) = *incoming {
+                *incoming = Incoming::Active(kind);
+                self.activated.push(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_readable(&mut self, streams: &mut dyn Streams, id: StreamId) -> Result<(), Close> {
+        let ours = !streams.is_peer_initiated(id);
+        if ours {
+            return self.on_own_stream(streams, id);
+        }
+        if !self.streams.contains_key(&id) {
+            if self.streams.len() >= MAX_PEER_STREAMS {
+                streams.stop(id, error_code::stream::INTERNAL);
+                return Ok(());
+            }
+            self.streams
+                .insert(id, (Inbound::default(), Incoming::Untyped));
+        }
+        let bidi = streams.is_bidi(id);
+        let limit = if matches!(self.streams[&id].1, Incoming::Active(StreamKind::Group)) {
+            usize::MAX
+        } else {
+            CONTROL_BUFFER
+        };
+        let outcome = {
+            let (inbound, _) = self.streams.get_mut(&id).unwrap();
+            inbound.fill(streams, id, limit)
+        };
+        if let ReadOutcome::Reset(code) = outcome {
+            self.on_peer_reset(streams, id, code);
+            return Ok(());
+        }
+        self.classify(streams, id, bidi)?;
+        self.process_incoming(streams, id)
+    }
+
+    /// Reads the type varint of a new peer stream.
+    fn classify(
+        &mut self,
+        streams: &mut dyn Streams,
+        id: StreamId,
+        bidi: bool,
+    ) -> Result<(), Close> {
+        let version = self.version;
+        let authorized = self.scope.is_some();
+        let early = self
+            .streams
+            .values()
+            .filter(|(_, i)| matches!(i, Incoming::Early(_)))
+            .count();
+        let Some((inbound, incoming)) = self.streams.get_mut(&id) else {
+            return Ok(());
+        };
+        if !matches!(incoming, Incoming::Untyped) {
+            return Ok(());
+        }
+        let kind = if bidi {
+            match inbound.decode(|b| BidiType::decode(version, b)) {
+                Ok(Some(kind)) => StreamKind::Bidi(kind),
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    self.reject_stream(streams, id);
+                    return Ok(());
+                }
+            }
+        } else {
+            match inbound.decode(|b| UniType::decode(version, b)) {
+                Ok(Some(UniType::Setup)) => {
+                    *incoming = Incoming::Setup;
+                    return Ok(());
+                }
+                Ok(Some(UniType::Group)) => StreamKind::Group,
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    self.reject_stream(streams, id);
+                    return Ok(());
+                }
+            }
+        };
+        if authorized {
+            *incoming = Incoming::Active(kind);
+        } else if early < MAX_EARLY_STREAMS {
+            *incoming = Incoming::Early(kind);
+        } else {
+            self.reject_stream(streams, id);
+        }
+        Ok(())
+    }
+
+    /// Resets an unknown, unsupported or unwanted peer stream; the session stays up.
+    fn reject_stream(&mut self, streams: &mut dyn Streams, id: StreamId) {
+        streams.stop(id, error_code::stream::INTERNAL);
+        if streams.is_bidi(id) {
+            streams.reset(id, error_code::stream::INTERNAL);
+        }
+        self.outbound.remove(&id);
+        self.retire(id);
+    }
+
+    /// Forgets a peer stream once the peer finished it, else drains it until then.
+    fn retire(&mut self, id: StreamId) {
+        match self.streams.get_mut(&id) {
+            Some((inbound, _)) if inbound.finished => {
+                self.streams.remove(&id);
+            }
+            Some((inbound, incoming)) => {
+                inbound.buf.clear();
+                *incoming = Incoming::Ignored;
+            }
+            None => {}
+        }
+    }
+
+    fn process_incoming(&mut self, streams: &mut dyn Streams, id: StreamId) -> Result<(), Close> {
+        let Some((_, incoming)) = self.streams.get(&id) else {
+            return Ok(());
+        };
+        match *incoming {
+            Incoming::Untyped | Incoming::Early(_) => Ok(()),
+            Incoming::Ignored => {
+                self.retire(id);
+                Ok(())
+            }
+            Incoming::Setup => self.read_setup(id),
+            Incoming::Active(StreamKind::Group) => {
+                let (inbound, _) = self.streams.get_mut(&id).unwrap();
+                let done =
+                    self.consumer
+                        .on_group_data(&self.env, self.version, streams, id, inbound);
+                if done {
+                    self.retire(id);
+                }
+                Ok(())
+            }
+            Incoming::Active(StreamKind::Bidi(kind)) => self.serve_stream(streams, id, kind),
+        }
+    }
+
+    fn read_setup(&mut self, id: StreamId) -> Result<(), Close> {
+        let (inbound, _) = self.streams.get_mut(&id).unwrap();
+        let setup = match inbound.message::<Setup>(self.version) {
+            Ok(Some(setup)) => setup,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Close::protocol("SETUP", e)),
+        };
+        self.streams.remove(&id);
+        if self.scope.is_some() {
+            return Err(Close {
+                code: error_code::session::PROTOCOL_VIOLATION,
+                reason: "second SETUP".into(),
+            });
+        }
+        self.consumer.peer_hop = setup.hop;
+        let path = self.url_path.clone().or(setup.path).unwrap_or_default();
+        self.authorize(&path, setup.role)
+    }
+
+    fn serve_stream(
+        &mut self,
+        streams: &mut dyn Streams,
+        id: StreamId,
+        kind: BidiType,
+    ) -> Result<(), Close> {
+        let scope = self
+            .scope
+            .clone()
+            .expect("active streams exist only once authorized");
+        let (inbound, _) = self.streams.get_mut(&id).unwrap();
+        let ctx = serve::Ctx {
+            env: &self.env,
+            version: self.version,
+            scope: &scope,
+            notify: &self.notify,
+            peer_hop: self.consumer.peer_hop,
+        };
+        let keep = match kind {
+            BidiType::Announce => {
+                self.server
+                    .on_announce_stream(&ctx, streams, id, inbound, &mut self.outbound)?
+            }
+            BidiType::Subscribe => {
+                self.server
+                    .on_subscribe_stream(&ctx, streams, id, inbound, &mut self.outbound)?
+            }
+            BidiType::Track => {
+                self.server
+                    .on_track_stream(&ctx, streams, id, inbound, &mut self.outbound)?
+            }
+            BidiType::Probe => {
+                // Accepted and drained: we advertise no probing.
+                inbound.buf.clear();
+                !inbound.finished
+            }
+            BidiType::Fetch | BidiType::Goaway => {
+                self.reject_stream(streams, id);
+                false
+            }
+        };
+        if !keep {
+            self.retire(id);
+        }
+        Ok(())
+    }
+
+    fn on_peer_reset(&mut self, streams: &mut dyn Streams, id: StreamId, code: u64) {
+        if let Some((_, Incoming::Active(kind))) = self.streams.remove(&id) {
+            match kind {
+                StreamKind::Group => self.consumer.on_group_reset(&self.env, id, code),
+                StreamKind::Bidi(_) => self.server.on_stream_gone(streams, id, &mut self.outbound),
+            }
+        }
+    }
+
+    fn on_own_stream(&mut self, streams: &mut dyn Streams, id: StreamId) -> Result<(), Close> {
+        let Some(scope) = self.scope.clone() else {
+            return Ok(());
+        };
+        self.consumer.on_own_stream(
+            &self.env,
+            self.version,
+            &scope,
+            self.me,
+            streams,
+            id,
+            &mut self.outbound,
+        )
+    }
+
+    /// Handles shard events: upstream requests, announcements, track data.
+    fn react(&mut self, streams: &mut dyn Streams) -> Result<(), Close> {
+        let scope = self.scope.clone().expect("authorized");
+        self.consumer.react(
+            &self.env,
+            self.version,
+            &scope,
+            self.me,
+            &self.inbox,
+            streams,
+            &mut self.outbound,
+        )?;
+        let ctx = serve::Ctx {
+            env: &self.env,
+            version: self.version,
+            scope: &scope,
+            notify: &self.notify,
+            peer_hop: self.consumer.peer_hop,
+        };
+        self.server.react(&ctx, streams, &mut self.outbound);
+        Ok(())
+    }
+
+    fn flush(&mut self, streams: &mut dyn Streams) {
+        self.outbound
+            .retain(|&id, out| match out.flush(streams, id) {
+                Ok(()) => !(out.is_empty() && out.fin_sent()),
+                Err(_) => false,
+            });
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.consumer.withdraw(&self.env, self.me);
+        self.env.shard.unregister_session(self.me.id);
+    }
+}
+
+fn unauthorized(err: AuthError) -> Close {
+    Close {
+        code: error_code::session::UNAUTHORIZED,
+        reason: err.to_string(),
+    }
+}

@@ -1,0 +1,8 @@
+//! How bytes reach sessions: raw QUIC on quiche today (WebTransport and QMux follow), all
+//! presenting the same [`Streams`] interface, plus TLS certificate handling.
+
+pub mod quic;
+mod streams;
+pub mod tls;
+
+pub use streams::{StreamError, StreamId, Streams};

@@ -1,0 +1,80 @@
+//! The quiche configuration every shard builds for its endpoint.
+
+use crate::wire::Version;
+use std::path::Path;
+use std::time::Duration;
+
+/// QUIC settings taken from the relay configuration.
+#[derive(Clone, Debug)]
+pub struct QuicSettings {
+    pub idle_timeout: Duration,
+    pub max_streams: u64,
+    /// Connection-level receive window in bytes.
+    pub max_data: u64,
+    /// Per-stream receive window in bytes.
+    pub max_stream_data: u64,
+}
+
+impl Default for QuicSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            max_streams: 10_000,
+            max_data: 64 << 20,
+            max_stream_data: 16 << 20,
+        }
+    }
+}
+
+/// The ALPN protocols we serve, newest first, in TLS wire format.
+pub fn alpn_list() -> Vec<&'static [u8]> {
+    Version::ALL.iter().map(|v| v.alpn()).collect()
+}
+
+/// Builds a server configuration presenting the certificate in `cert`/`key` (PEM files).
+pub fn server_config(
+    settings: &QuicSettings,
+    cert: &Path,
+    key: &Path,
+) -> Result<quiche::Config, quiche::Error> {
+    let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION)?;
+    config.load_cert_chain_from_pem_file(&cert.to_string_lossy())?;
+    config.load_priv_key_from_pem_file(&key.to_string_lossy())?;
+    config.verify_peer(false);
+    apply(&mut config, settings)?;
+    Ok(config)
+}
+
+/// Builds a client configuration (our own client: cluster links, tests, bench).
+pub fn client_config(
+    settings: &QuicSettings,
+    alpns: &[&[u8]],
+    verify: bool,
+) -> Result<quiche::Config, quiche::Error> {
+    let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION)?;
+    config.verify_peer(verify);
+    apply(&mut config, settings)?;
+    config.set_application_protos(alpns)?;
+    Ok(config)
+}
+
+fn apply(config: &mut quiche::Config, settings: &QuicSettings) -> Result<(), quiche::Error> {
+    config.set_application_protos(&alpn_list())?;
+    config.set_max_idle_timeout(settings.idle_timeout.as_millis() as u64);
+    config.set_max_recv_udp_payload_size(1500);
+    config.set_max_send_udp_payload_size(1350);
+    config.set_initial_max_data(settings.max_data);
+    config.set_initial_max_stream_data_bidi_local(settings.max_stream_data);
+    config.set_initial_max_stream_data_bidi_remote(settings.max_stream_data);
+    config.set_initial_max_stream_data_uni(settings.max_stream_data);
+    config.set_initial_max_streams_bidi(settings.max_streams);
+    config.set_initial_max_streams_uni(settings.max_streams);
+    config.set_max_connection_window(settings.max_data.max(64 << 20));
+    config.set_max_stream_window(settings.max_stream_data.max(16 << 20));
+    config.set_active_connection_id_limit(4);
+    config.set_disable_active_migration(false);
+    config.enable_dgram(true, 1024, 1024);
+    config.set_cc_algorithm(quiche::CongestionControlAlgorithm::CUBIC);
+    config.enable_pacing(false);
+    Ok(())
+}

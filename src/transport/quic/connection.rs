@@ -1,0 +1,46 @@
+//! One server-side QUIC connection and the task that drives it.
+//!
+//! The endpoint feeds packets in and wakes the task; the task runs the moq-lite session on
+//! the connection's streams, flushes packets, and sleeps until the next packet, session
+//! event or quiche timer.
+
+use super::streams::{QuicStreams, StreamIds};
+use crate::notify::Notify;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A QUIC connection shared between the endpoint (packets in) and its driver task.
+pub struct Connection {
+    pub quiche: RefCell<quiche::Connection>,
+    pub notify: Rc<Notify>,
+    pub ids: RefCell<StreamIds>,
+    /// Every connection id of ours that routes to this connection.
+    pub cids: RefCell<Vec<Vec<u8>>>,
+}
+
+impl Connection {
+    pub fn new(quiche: quiche::Connection, server: bool) -> Rc<Self> {
+        Rc::new(Self {
+            quiche: RefCell::new(quiche),
+            notify: Notify::new(),
+            ids: RefCell::new(StreamIds::new(server)),
+            cids: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` with the connection's streams.
+    pub fn with_streams<R>(&self, f: impl FnOnce(&mut QuicStreams<'_>) -> R) -> R {
+        let mut conn = self.quiche.borrow_mut();
+        let mut ids = self.ids.borrow_mut();
+        let mut streams = QuicStreams {
+            conn: &mut conn,
+            ids: &mut ids,
+        };
+        f(&mut streams)
+    }
+
+    /// The negotiated application protocol.
+    pub fn alpn(&self) -> Vec<u8> {
+        self.quiche.borrow().application_proto().to_vec()
+    }
+}

@@ -1,0 +1,315 @@
+//! A shard's QUIC endpoint: routes datagrams to connections by connection id, accepts new
+//! connections, forwards misrouted packets to their owning shard, and runs one driver task
+//! per connection.
+
+use super::cid::{self, CID_LEN};
+use super::connection::Connection;
+use crate::session::{Session, SessionEnv};
+use crate::wire::Version;
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Where the endpoint's outgoing datagrams go (the shard's UDP fast path).
+pub trait PacketOut {
+    /// Sends `data`, split into datagrams of `segment_size` bytes (the last may be
+    /// shorter), to `to`.
+    fn send(&self, to: SocketAddr, data: &[u8], segment_size: usize);
+    /// How many segments one send may carry (1 without GSO).
+    fn max_segments(&self) -> usize;
+}
+
+/// Largest UDP payload we send.
+const MAX_DATAGRAM: usize = 1350;
+
+/// A shard's QUIC endpoint.
+pub struct Endpoint {
+    env: Rc<SessionEnv>,
+    config: RefCell<quiche::Config>,
+    conns: RefCell<HashMap<Vec<u8>, Rc<Connection>>>,
+    out: Rc<dyn PacketOut>,
+    send_buf: RefCell<Vec<u8>>,
+    max_connections: usize,
+    live: Cell<usize>,
+    forwarded: Cell<u64>,
+}
+
+impl Endpoint {
+    pub fn new(
+        env: Rc<SessionEnv>,
+        config: quiche::Config,
+        out: Rc<dyn PacketOut>,
+        max_connections: usize,
+    ) -> Rc<Self> {
+        let segments = out.max_segments().max(1);
+        Rc::new(Self {
+            env,
+            config: RefCell::new(config),
+            conns: RefCell::new(HashMap::new()),
+            out,
+            send_buf: RefCell::new(vec![0; segments * MAX_DATAGRAM]),
+            max_connections,
+            live: Cell::new(0),
+            forwarded: Cell::new(0),
+        })
+    }
+
+    /// Packets this shard handed to another shard.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.get()
+    }
+
+    /// Connections alive on this shard.
+    pub fn connections(&self) -> usize {
+        self.live.get()
+    }
+
+    /// Handles one received datagram. `forwarded` is set for packets another shard sent us.
+    pub fn on_datagram(
+        self: &Rc<Self>,
+        from: SocketAddr,
+        local: SocketAddr,
+        data: &mut [u8],
+        forwarded: bool,
+    ) {
+        let header = match quiche::Header::from_slice(data, CID_LEN) {
+            Ok(header) => header,
+            Err(_) => return,
+        };
+        let known = self.conns.borrow().get(header.dcid.as_ref()).cloned();
+        if let Some(conn) = known {
+            let info = quiche::RecvInfo { from, to: local };
+            let _ = conn.quiche.borrow_mut().recv(data, info);
+            conn.notify.notify();
+            return;
+        }
+        let shard = &self.env.shard;
+        if header.ty != quiche::Type::Initial {
+            match cid::owner(&header.dcid, shard.count) {
+                Some(owner) if owner != shard.id && !forwarded => {
+                    self.forwarded.set(self.forwarded.get() + 1);
+                    tracing::debug!(from = %from, to_shard = owner, "forwarding misrouted packet");
+                    shard.forward_packet(owner, from, local, Bytes::copy_from_slice(data));
+                }
+                _ => tracing::trace!(from = %from, "packet for an unknown connection dropped"),
+            }
+            return;
+        }
+        if !quiche::version_is_supported(header.version) {
+            let mut out = [0u8; MAX_DATAGRAM];
+            if let Ok(len) = quiche::negotiate_version(&header.scid, &header.dcid, &mut out) {
+                self.out.send(from, &out[..len], len);
+            }
+            return;
+        }
+        if self.live.get() >= self.max_connections {
+            tracing::warn!(from = %from, "connection limit reached; Initial dropped");
+            return;
+        }
+        let scid = cid::generate(shard.id);
+        let quiche_conn = {
+            let mut config = self.config.borrow_mut();
+            let scid = quiche::ConnectionId::from_ref(&scid);
+            match quiche::accept(&scid, None, local, from, &mut config) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::debug!(from = %from, error = %e, "accept failed");
+                    return;
+                }
+            }
+        };
+        let conn = Connection::new(quiche_conn, true);
+        let client_dcid = header.dcid.to_vec();
+        self.register(&conn, scid.to_vec());
+        self.register(&conn, client_dcid);
+        self.live.set(self.live.get() + 1);
+        let _ = conn
+            .quiche
+            .borrow_mut()
+            .recv(data, quiche::RecvInfo { from, to: local });
+        tracing::debug!(from = %from, shard = shard.id, "connection accepted");
+        let endpoint = self.clone();
+        glommio::spawn_local(async move { endpoint.drive(conn).await }).detach();
+    }
+
+    /// Closes every connection (clean close) so peers learn at once that we are going.
+    pub fn shutdown(&self) {
+        let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
+        for conn in conns {
+            let _ = conn
+                .quiche
+                .borrow_mut()
+                .close(true, 0x0, b"relay shutting down");
+            conn.notify.notify();
+        }
+    }
+
+    /// Handles a packet another shard forwarded to us.
+    pub fn on_forwarded(self: &Rc<Self>, from: SocketAddr, local: SocketAddr, payload: Bytes) {
+        let mut data = payload.to_vec();
+        self.on_datagram(from, local, &mut data, true);
+    }
+
+    fn register(&self, conn: &Rc<Connection>, cid: Vec<u8>) {
+        conn.cids.borrow_mut().push(cid.clone());
+        self.conns.borrow_mut().insert(cid, conn.clone());
+    }
+
+    /// Issues spare connection ids (all naming this shard) so the peer can migrate.
+    fn issue_cids(&self, conn: &Rc<Connection>) {
+        loop {
+            let fresh = {
+                let mut q = conn.quiche.borrow_mut();
+                if q.scids_left() == 0 {
+                    return;
+                }
+                let fresh = cid::generate(self.env.shard.id);
+                let token = rand::random::<u128>();
+                if q.new_scid(&quiche::ConnectionId::from_ref(&fresh), token, false)
+                    .is_err()
+                {
+                    return;
+                }
+                fresh
+            };
+            self.register(conn, fresh.to_vec());
+        }
+    }
+
+    async fn drive(self: Rc<Self>, conn: Rc<Connection>) {
+        let mut session: Option<Session> = None;
+        loop {
+            let established = conn.quiche.borrow().is_established();
+            if established && session.is_none() {
+                let alpn = conn.alpn();
+                let Some(version) = Version::from_alpn(&alpn) else {
+                    let _ = conn
+                        .quiche
+                        .borrow_mut()
+                        .close(true, 0x15, b"unsupported protocol");
+                    break;
+                };
+                self.issue_cids(&conn);
+                let peer = conn
+                    .quiche
+                    .borrow()
+                    .path_stats()
+                    .next()
+                    .map(|p| p.peer_addr);
+                tracing::info!(peer = ?peer, %version, "session started (raw QUIC)");
+                session = Some(Session::new(
+                    self.env.clone(),
+                    version,
+                    conn.notify.clone(),
+                    None,
+                ));
+            }
+            if let Some(session) = session.as_mut() {
+                conn.with_streams(|streams| session.poll(streams));
+            }
+            self.flush(&conn);
+            if conn.quiche.borrow().is_closed() {
+                break;
+            }
+            let now = Instant::now();
+            let quic_deadline = conn.quiche.borrow().timeout_instant();
+            let session_deadline = session.as_ref().and_then(|s| s.deadline());
+            let deadline = [quic_deadline, session_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            match deadline {
+                Some(deadline) if deadline <= now => {}
+                Some(deadline) => {
+                    let sleep = glommio::timer::sleep(deadline - now);
+                    futures_lite::future::or(conn.notify.notified(), sleep).await;
+                }
+                None => conn.notify.notified().await,
+            }
+            let expired = conn
+                .quiche
+                .borrow()
+                .timeout_instant()
+                .is_some_and(|t| t <= Instant::now());
+            if expired {
+                conn.quiche.borrow_mut().on_timeout();
+            }
+        }
+        {
+            let q = conn.quiche.borrow();
+            if let Some(err) = q.peer_error() {
+                tracing::info!(code = err.error_code, reason = %String::from_utf8_lossy(&err.reason), "peer closed the connection");
+            } else if let Some(err) = q.local_error() {
+                tracing::info!(code = err.error_code, reason = %String::from_utf8_lossy(&err.reason), "connection closed");
+            } else if q.is_timed_out() {
+                tracing::info!("connection timed out");
+            }
+        }
+        drop(session);
+        let mut conns = self.conns.borrow_mut();
+        for cid in conn.cids.borrow().iter() {
+            conns.remove(cid);
+        }
+        self.live.set(self.live.get() - 1);
+    }
+
+    /// Sends every packet quiche has ready, batched into GSO sends per destination.
+    fn flush(&self, conn: &Connection) {
+        let mut q = conn.quiche.borrow_mut();
+        let mut buf = self.send_buf.borrow_mut();
+        let capacity = buf.len();
+        let mut filled = 0;
+        let mut segment = 0;
+        let mut batch_to: Option<SocketAddr> = None;
+        loop {
+            let room = (capacity - filled).min(MAX_DATAGRAM);
+            let sent = if room < MAX_DATAGRAM {
+                Err(quiche::Error::BufferTooShort)
+            } else {
+                q.send(&mut buf[filled..filled + room])
+            };
+            match sent {
+                Ok((len, info)) => {
+                    let same_batch = batch_to == Some(info.to) && len <= segment;
+                    if filled > 0 && !same_batch {
+                        // Flush what we have and move this packet to the front.
+                        let to = batch_to.unwrap();
+                        self.out.send(to, &buf[..filled], segment);
+                        buf.copy_within(filled..filled + len, 0);
+                        filled = 0;
+                    }
+                    if filled == 0 {
+                        segment = len;
+                        batch_to = Some(info.to);
+                    }
+                    filled += len;
+                    if len < segment {
+                        // A short packet ends a GSO batch.
+                        self.out.send(info.to, &buf[..filled], segment);
+                        filled = 0;
+                    }
+                }
+                Err(quiche::Error::BufferTooShort) => {
+                    if let Some(to) = batch_to.filter(|_| filled > 0) {
+                        self.out.send(to, &buf[..filled], segment);
+                    }
+                    filled = 0;
+                }
+                Err(quiche::Error::Done) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "send failed; closing");
+                    let _ = q.close(false, 0x1, b"internal");
+                    break;
+                }
+            }
+        }
+        if filled > 0 {
+            if let Some(to) = batch_to {
+                self.out.send(to, &buf[..filled], segment);
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Raw QUIC on quiche: the shard's endpoint, its connections, connection-id routing and the
+//! quiche configuration.
+
+pub mod cid;
+mod config;
+mod connection;
+mod endpoint;
+mod streams;
+
+pub use config::{alpn_list, client_config, server_config, QuicSettings};
+pub use connection::Connection;
+pub use endpoint::{Endpoint, PacketOut};
+pub use streams::{QuicStreams, StreamIds};
