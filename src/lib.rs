@@ -6,6 +6,7 @@
 //! bytes, [`auth`] who may do what, and [`config`] the TOML + CLI.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod model;
 pub mod notify;

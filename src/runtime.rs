@@ -52,7 +52,10 @@ pub struct Listening {
 }
 
 /// Runs the relay until SIGINT/SIGTERM. `on_ready` is called once every shard is up.
-pub fn run(config: &Config, on_ready: impl FnOnce(&Listening) + 'static) -> Result<(), StartError> {
+pub fn run(
+    config: &Config,
+    on_ready: impl FnOnce(&Listening) + Send + 'static,
+) -> Result<(), StartError> {
     let cert = match &config.server.tls {
         TlsConfig::Generate { names } => tls::generate(names),
         TlsConfig::Files { cert, key } => tls::load(cert, key),

@@ -46,8 +46,13 @@ pub struct RuntimeConfig {
     pub io_memory: usize,
     /// Depth of each of glommio's io_uring rings.
     pub ring_depth: usize,
-    /// Install the SIGINT/SIGTERM handling thread (see [`crate::signals`]). Turn off when the
-    /// embedding program handles signals itself and calls [`crate::RuntimeHandle::stop`].
+    /// How long a task may run before cooperative points (`glommio::yield_if_needed`, which
+    /// [`crate::udp::UdpSocket::recv_batch`] calls) yield to the shard's other tasks and to
+    /// I/O polling. glommio's default (100 ms) suits storage, not a media relay.
+    pub preempt_timer: Duration,
+    /// Install the SIGINT/SIGTERM handling thread: the first signal stops every shard, a
+    /// second one exits the process. Turn off when the embedding program handles signals
+    /// itself and calls [`crate::RuntimeHandle::stop`].
     pub handle_signals: bool,
     /// How long start-up may take (executors created, sockets adopted, mesh connected) before
     /// [`crate::run`] gives up with [`crate::RuntimeError::StartupTimeout`].
@@ -68,6 +73,7 @@ impl Default for RuntimeConfig {
             tcp_backlog: 1024,
             io_memory: 128 << 10,
             ring_depth: 256,
+            preempt_timer: Duration::from_millis(5),
             handle_signals: true,
             startup_timeout: Duration::from_secs(10),
         }

@@ -14,6 +14,8 @@
 //! Non-executor threads talk to shards only through non-blocking primitives (crossbeam channels
 //! for start-up reports, socketpairs for stop); nothing blocks inside an executor.
 
+#![warn(missing_docs)]
+
 pub mod bind;
 mod config;
 mod error;
@@ -22,7 +24,7 @@ mod owner;
 mod placement;
 mod runtime;
 mod shard;
-pub mod signals;
+mod signals;
 mod stop;
 pub mod udp;
 
@@ -30,7 +32,7 @@ pub use config::{RuntimeConfig, MAX_CHANNEL_CAPACITY, MAX_SHARDS};
 pub use error::{RuntimeError, SocketKind};
 pub use mesh::{MeshReceiver, MeshSendError};
 pub use owner::{fnv1a64, owner_of, stable_hash};
-pub use placement::{allowed_cpus, Placement};
+pub use placement::{allowed_cpus, ShardPlacement};
 pub use runtime::{run, ReadyInfo, Runtime, ABANDON_AFTER};
 pub use shard::Shard;
 pub use stop::RuntimeHandle;

@@ -25,23 +25,23 @@ pub fn allowed_cpus() -> Vec<usize> {
 
 /// The resolved placement: one entry per shard, the CPU it is pinned to (`None` = unpinned).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Placement {
+pub struct ShardPlacement {
     /// `cpus[i]` is the CPU of shard `i`.
     pub cpus: Vec<Option<usize>>,
 }
 
-impl Placement {
+impl ShardPlacement {
     /// Resolves the shard count and the CPU of each shard from `config`.
-    pub fn from_config(config: &RuntimeConfig) -> Result<Placement, RuntimeError> {
+    pub fn from_config(config: &RuntimeConfig) -> Result<ShardPlacement, RuntimeError> {
         Self::resolve(config.shards, config.pin, &allowed_cpus())
     }
 
-    /// [`Placement::from_config`] with an explicit list of allowed CPUs (for tests).
+    /// [`ShardPlacement::from_config`] with an explicit list of allowed CPUs (for tests).
     pub fn resolve(
         shards: Option<usize>,
         pin: bool,
         allowed: &[usize],
-    ) -> Result<Placement, RuntimeError> {
+    ) -> Result<ShardPlacement, RuntimeError> {
         let available = allowed.len().max(1);
         let count = match shards {
             Some(0) => {
@@ -72,7 +72,7 @@ impl Placement {
         let cpus = (0..count)
             .map(|i| if pin { Some(allowed[i]) } else { None })
             .collect();
-        Ok(Placement { cpus })
+        Ok(ShardPlacement { cpus })
     }
 
     /// Number of shards.
@@ -87,27 +87,27 @@ mod tests {
 
     #[test]
     fn pins_to_the_allowed_cpus_in_order() {
-        let p = Placement::resolve(Some(2), true, &[2, 5, 7]).unwrap();
+        let p = ShardPlacement::resolve(Some(2), true, &[2, 5, 7]).unwrap();
         assert_eq!(p.cpus, vec![Some(2), Some(5)]);
-        let p = Placement::resolve(Some(3), false, &[0]).unwrap();
+        let p = ShardPlacement::resolve(Some(3), false, &[0]).unwrap();
         assert_eq!(p.cpus, vec![None, None, None]);
     }
 
     #[test]
     fn rejects_bad_counts() {
         assert!(matches!(
-            Placement::resolve(Some(0), false, &[0]),
+            ShardPlacement::resolve(Some(0), false, &[0]),
             Err(RuntimeError::InvalidConfig(_))
         ));
         assert!(matches!(
-            Placement::resolve(Some(3), true, &[0, 1]),
+            ShardPlacement::resolve(Some(3), true, &[0, 1]),
             Err(RuntimeError::TooManyShards { limit: 2, .. })
         ));
         assert!(matches!(
-            Placement::resolve(Some(257), false, &[0, 1]),
+            ShardPlacement::resolve(Some(257), false, &[0, 1]),
             Err(RuntimeError::TooManyShards { limit: 256, .. })
         ));
-        let default = Placement::resolve(None, true, &[0, 1]).unwrap();
+        let default = ShardPlacement::resolve(None, true, &[0, 1]).unwrap();
         assert!(default.count() >= 1 && default.count() <= 2);
     }
 }

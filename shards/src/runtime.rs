@@ -2,9 +2,11 @@
 //! [`ReadyInfo`].
 //!
 //! `run` validates the configuration, binds every shard's sockets ([`crate::bind`]), creates the
-//! mesh's channels ([`crate::mesh`]) and the stop socketpairs ([`crate::stop`]), installs the
-//! signal thread ([`crate::signals`]), then starts one thread per shard, each running its own
-//! glommio `LocalExecutor` (pinned with `Placement::Fixed` when configured). Each shard adopts
+//! mesh's channels ([`crate::mesh`]) and the stop socketpairs (see [`RuntimeHandle`]), installs
+//! the signal thread (see [`RuntimeConfig::handle_signals`]), then starts one thread per shard,
+//! each running its own glommio `LocalExecutor` (pinned with `Placement::Fixed` when
+//! configured). Validation covers the shard count (at most [`crate::MAX_SHARDS`], and at most
+//! the allowed CPUs when pinning) before anything starts. Each shard adopts
 //! its sockets, connects its ends of the mesh and reports *ready* (or a failure) to the calling
 //! thread over a crossbeam channel, then runs `shard_main`.
 //!
@@ -20,13 +22,16 @@
 //! hangs; a program that gets the error is expected to exit.
 //!
 //! **A shard panicking later** makes the other shards stop too (fail fast: the mesh is no longer
-//! whole); `run` returns [`RuntimeError::ShardPanicked`] once they all have finished.
+//! whole); `run` returns [`RuntimeError::ShardPanicked`] once they all have finished. A shard
+//! whose main future simply returns early just ends: its peers see its lanes closed
+//! ([`crate::MeshSendError::Closed`], `recv()` returning `None`) and `run` returns once every
+//! shard has ended.
 
 use crate::bind::{self, ShardSockets};
 use crate::config::{RuntimeConfig, MAX_CHANNEL_CAPACITY};
 use crate::error::RuntimeError;
 use crate::mesh::{self, MeshEnds};
-use crate::placement::Placement;
+use crate::placement::ShardPlacement;
 use crate::shard::Shard;
 use crate::signals::SignalThread;
 use crate::stop::{self, LocalStop, RuntimeHandle};
@@ -64,6 +69,9 @@ impl ReadyInfo {
     }
 }
 
+/// The `on_ready` hook, boxed.
+type ReadyHook = Box<dyn FnOnce(&ReadyInfo) + Send>;
+
 /// A runtime to be started: configuration plus an optional `on_ready` hook.
 ///
 /// ```no_run
@@ -81,7 +89,7 @@ impl ReadyInfo {
 pub struct Runtime {
     config: RuntimeConfig,
     handle: RuntimeHandle,
-    on_ready: Option<Box<dyn FnOnce(&ReadyInfo)>>,
+    on_ready: Option<ReadyHook>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -159,6 +167,7 @@ struct ShardStart<C: Send + 'static, D: Send + 'static> {
     events: Sender<Event>,
     io_memory: usize,
     ring_depth: usize,
+    preempt_timer: Duration,
 }
 
 fn validate(config: &RuntimeConfig) -> Result<(), RuntimeError> {
@@ -173,6 +182,11 @@ fn validate(config: &RuntimeConfig) -> Result<(), RuntimeError> {
     };
     lane("control_capacity", config.control_capacity)?;
     lane("data_capacity", config.data_capacity)?;
+    if config.preempt_timer.is_zero() {
+        return Err(RuntimeError::InvalidConfig(
+            "preempt_timer must be above zero".into(),
+        ));
+    }
     if config.ring_depth == 0 || config.ring_depth > 32_768 {
         return Err(RuntimeError::InvalidConfig(format!(
             "ring_depth must be in 1..=32768, got {}",
@@ -199,7 +213,7 @@ impl Runtime {
 
     /// Calls `hook` on the calling thread once every shard is ready, before `run` starts
     /// waiting for the shards to finish. Not called if start-up fails or is stopped.
-    pub fn on_ready(mut self, hook: impl FnOnce(&ReadyInfo) + 'static) -> Runtime {
+    pub fn on_ready(mut self, hook: impl FnOnce(&ReadyInfo) + Send + 'static) -> Runtime {
         self.on_ready = Some(Box::new(hook));
         self
     }
@@ -218,7 +232,7 @@ impl Runtime {
             on_ready,
         } = self;
         validate(&config)?;
-        let placement = Placement::from_config(&config)?;
+        let placement = ShardPlacement::from_config(&config)?;
         let n = placement.count();
         let sockets = bind::bind_all(&config, n)?;
         let ends = mesh::build::<C, D>(n, config.control_capacity, config.data_capacity);
@@ -257,6 +271,7 @@ impl Runtime {
                 events: events_tx.clone(),
                 io_memory: config.io_memory,
                 ring_depth: config.ring_depth,
+                preempt_timer: config.preempt_timer,
             };
             let main = shard_main.clone();
             let spawned = std::thread::Builder::new()
@@ -446,14 +461,22 @@ where
         .name(&format!("shard-{}", start.id))
         .io_memory(start.io_memory)
         .ring_depth(start.ring_depth)
+        .preempt_timer(start.preempt_timer)
         .make();
     let executor = match executor {
         Ok(executor) => executor,
         Err(e) => {
+            let mut message = e.to_string();
+            if message.contains("MemLockLimit") {
+                message.push_str(
+                    " (RLIMIT_MEMLOCK is below the 512 KiB glommio needs per executor: raise it \
+                     with `ulimit -l` or systemd's `LimitMEMLOCK=`)",
+                );
+            }
             let _ = start.events.send(Event::Failed(RuntimeError::Executor {
                 shard: start.id,
                 cpu: start.cpu,
-                message: e.to_string(),
+                message,
             }));
             return;
         }

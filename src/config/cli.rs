@@ -34,8 +34,9 @@ pub struct Cli {
     #[arg(long, env = "MOQ_RELAY_NO_PIN", help_heading = "Server")]
     pub no_pin: bool,
 
-    /// UDP address for QUIC, raw moq-lite and WebTransport [server.listen; default: [::]:4443].
+    /// UDP address for QUIC (raw moq-lite and WebTransport).
     #[arg(long, value_name = "ADDR", env = "MOQ_RELAY_LISTEN",
+          help = "UDP address for QUIC, raw moq-lite and WebTransport [server.listen; default: [::]:4443]",
           value_parser = parse::parse_socket_addr, help_heading = "Server")]
     pub listen: Option<SocketAddr>,
 

@@ -49,12 +49,21 @@ impl TrackHandle {
     }
 }
 
+/// How long an unused track stays subscribed upstream, so a TRACK followed by a SUBSCRIBE,
+/// or a viewer that reconnects, reuses it instead of subscribing twice.
+const IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Drop for TrackHandle {
     fn drop(&mut self) {
         let users = self.entry.users.get() - 1;
         self.entry.users.set(users);
         if users == 0 {
-            self.shard.release(&self.entry);
+            let (shard, entry) = (self.shard.clone(), self.entry.clone());
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(IDLE_GRACE).await;
+                shard.release(&entry);
+            })
+            .detach();
         }
     }
 }

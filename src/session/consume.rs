@@ -442,7 +442,8 @@ impl Consumer {
             let header = match inbound.message::<GroupHeader>(version) {
                 Ok(Some(header)) => header,
                 Ok(None) => return false,
-                Err(_) => {
+                Err(e) => {
+                    tracing::debug!(stream = id, error = %e, "malformed group header");
                     streams.stop(id, code::MALFORMED_TRACK);
                     self.groups.remove(&id);
                     return true;
@@ -484,6 +485,9 @@ impl Consumer {
         let max_frame = env.shard.config.cache.max_group_bytes as u64;
         loop {
             if ingest.pending.is_none() {
+                if inbound.buf.is_empty() {
+                    break;
+                }
                 match inbound.decode(|b| FrameHeader::decode(version, b)) {
                     Ok(Some(header))
                         if header.size > max_frame || header.size > wire::MAX_FRAME_SIZE =>

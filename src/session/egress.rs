@@ -188,6 +188,12 @@ impl Downstream {
                 return;
             }
             streams.set_urgency(stream, GROUP_URGENCY);
+            tracing::trace!(
+                subscription = self.id,
+                group = group.sequence,
+                stream,
+                "group to subscriber"
+            );
             let mut out = Outbound::default();
             out.push(header);
             self.next = Some(group.sequence + 1);

@@ -8,7 +8,7 @@
 
 mod consume;
 mod egress;
-mod io;
+pub(crate) mod io;
 mod serve;
 
 use crate::auth::{Auth, AuthError, ConnectPath, Scope};
@@ -37,6 +37,7 @@ const MAX_PEER_STREAMS: usize = 20_000;
 const CONTROL_BUFFER: usize = wire::MAX_MESSAGE_SIZE + 16;
 
 /// What a peer-initiated stream turned out to be.
+#[derive(Debug)]
 enum Incoming {
     /// Its type varint has not arrived yet.
     Untyped,
@@ -213,6 +214,7 @@ impl Session {
     }
 
     fn on_readable(&mut self, streams: &mut dyn Streams, id: StreamId) -> Result<(), Close> {
+        tracing::trace!(stream = id, "readable");
         let ours = !streams.is_peer_initiated(id);
         if ours {
             return self.on_own_stream(streams, id);
@@ -324,6 +326,7 @@ impl Session {
         let Some((_, incoming)) = self.streams.get(&id) else {
             return Ok(());
         };
+        tracing::trace!(stream = id, kind = ?incoming, "process");
         match *incoming {
             Incoming::Untyped | Incoming::Early(_) => Ok(()),
             Incoming::Ignored => {

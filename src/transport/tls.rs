@@ -646,6 +646,8 @@ mod x509 {
 
     /// The parts of a certificate the relay (and its tests) look at.
     pub(super) struct CertInfo<'a> {
+        /// The whole tbsCertificate element (what the signature covers).
+        #[cfg_attr(not(test), allow(dead_code))]
         pub tbs: &'a [u8],
         pub not_before: SystemTime,
         pub not_after: SystemTime,

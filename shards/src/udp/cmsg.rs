@@ -93,6 +93,8 @@ pub(crate) struct Decoded {
 /// # Safety
 ///
 /// `hdr.msg_control`/`msg_controllen` must describe initialised memory written by `recvmsg`.
+// `msg_controllen` is a `size_t` on glibc but a `socklen_t` on musl: keep the casts.
+#[allow(clippy::unnecessary_cast)]
 pub(crate) unsafe fn decode(hdr: &libc::msghdr) -> Decoded {
     let mut out = Decoded::default();
     if hdr.msg_control.is_null() || (hdr.msg_controllen as usize) < mem::size_of::<libc::cmsghdr>()
@@ -169,6 +171,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unnecessary_cast)]
     fn encode_then_decode_round_trips() {
         let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
         let mut buf = CmsgBuf::new();

@@ -249,7 +249,12 @@ impl UdpSocket {
     ///
     /// Errors are the socket's (rare for an unconnected UDP socket); a caller can log them and
     /// call again. Cancel-safe: dropping the future loses no datagram.
+    ///
+    /// Under a flood this would always find datagrams queued and never wait, so it first gives
+    /// the shard's other tasks their turn when the executor's preemption timer says so
+    /// ([`crate::RuntimeConfig::preempt_timer`]).
     pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        glommio::yield_if_needed().await;
         loop {
             match self.try_recv_batch(batch) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -312,9 +317,9 @@ impl UdpSocket {
                 return Err(e);
             }
         };
-        for i in 0..received.min(n) {
-            let hdr = &hdrs[i].msg_hdr;
-            let len = (hdrs[i].msg_len as usize).min(batch.buf_len);
+        for (i, mmsg) in hdrs.iter().enumerate().take(received.min(n)) {
+            let hdr = &mmsg.msg_hdr;
+            let len = (mmsg.msg_len as usize).min(batch.buf_len);
             let src = sockaddr_to_std(&batch.names[i], hdr.msg_namelen);
             // SAFETY: the control buffer was written by recvmmsg, bounded by msg_controllen.
             let decoded = unsafe { cmsg::decode(hdr) };
@@ -461,7 +466,13 @@ impl UdpSocket {
     /// A transmit within [`UdpSocket::max_gso_segments`] datagrams is a single call, so this
     /// never happens to it.
     pub fn try_send(&self, t: &Transmit<'_>) -> io::Result<()> {
-        let dst = SockAddr::from(self.wire_dst(t.dst)?);
+        let dst = match self.wire_dst(t.dst) {
+            Ok(dst) => SockAddr::from(dst),
+            Err(e) => {
+                bump(&self.counters.send_dropped, 1);
+                return Err(e);
+            }
+        };
         let mut offset = 0;
         while offset < t.contents.len() {
             match self.send_step(t, &dst, offset) {

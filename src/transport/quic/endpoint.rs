@@ -90,8 +90,11 @@ impl Endpoint {
         if header.ty != quiche::Type::Initial {
             match cid::owner(&header.dcid, shard.count) {
                 Some(owner) if owner != shard.id && !forwarded => {
-                    self.forwarded.set(self.forwarded.get() + 1);
-                    tracing::debug!(from = %from, to_shard = owner, "forwarding misrouted packet");
+                    let forwarded = self.forwarded.get() + 1;
+                    self.forwarded.set(forwarded);
+                    if forwarded.is_power_of_two() {
+                        tracing::info!(from = %from, shard = shard.id, to_shard = owner, forwarded, "forwarding misrouted packets to their connection's shard");
+                    }
                     shard.forward_packet(owner, from, local, Bytes::copy_from_slice(data));
                 }
                 _ => tracing::trace!(from = %from, "packet for an unknown connection dropped"),
@@ -158,8 +161,16 @@ impl Endpoint {
         self.conns.borrow_mut().insert(cid, conn.clone());
     }
 
-    /// Issues spare connection ids (all naming this shard) so the peer can migrate.
+    /// Issues spare connection ids (all naming this shard) so the peer can migrate, and
+    /// forgets the ones it retired.
     fn issue_cids(&self, conn: &Rc<Connection>) {
+        loop {
+            let retired = conn.quiche.borrow_mut().retired_scid_next();
+            let Some(retired) = retired else { break };
+            let retired = retired.to_vec();
+            conn.cids.borrow_mut().retain(|c| *c != retired);
+            self.conns.borrow_mut().remove(&retired);
+        }
         loop {
             let fresh = {
                 let mut q = conn.quiche.borrow_mut();
@@ -199,7 +210,7 @@ impl Endpoint {
                     .path_stats()
                     .next()
                     .map(|p| p.peer_addr);
-                tracing::info!(peer = ?peer, %version, "session started (raw QUIC)");
+                tracing::info!(peer = ?peer, shard = self.env.shard.id, %version, "session started (raw QUIC)");
                 session = Some(Session::new(
                     self.env.clone(),
                     version,
@@ -209,6 +220,7 @@ impl Endpoint {
             }
             if let Some(session) = session.as_mut() {
                 conn.with_streams(|streams| session.poll(streams));
+                self.issue_cids(&conn);
             }
             self.flush(&conn);
             if conn.quiche.borrow().is_closed() {

@@ -1,0 +1,679 @@
+//! The moq-lite half of the client: publish broadcasts (answer the relay's ANNOUNCE, TRACK
+//! and SUBSCRIBE) and subscribe to them, reporting everything that happens as [`Event`]s.
+
+use super::conn::QuicClient;
+use crate::session::io::{Inbound, ReadOutcome};
+use crate::transport::{StreamId, Streams};
+use crate::wire::{
+    Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BidiType, FrameHeader, GroupHeader,
+    Message, Setup, Subscribe, SubscribeResponse, TrackInfo, TrackRequest, UniType, Version,
+};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Something the relay did, as the client saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The relay asked for our announcements under `prefix`.
+    AnnounceRequested { prefix: String },
+    /// The relay subscribed to one of our tracks.
+    Subscribed {
+        broadcast: String,
+        track: String,
+        id: u64,
+    },
+    /// The relay asked for TRACK_INFO.
+    TrackRequested { broadcast: String, track: String },
+    /// The relay ended a subscription to us (FIN).
+    Unsubscribed { id: u64 },
+    /// An announcement under one of our announce requests.
+    Announced {
+        suffix: String,
+        active: bool,
+        hops: Vec<u64>,
+    },
+    /// SUBSCRIBE_START (05) or SUBSCRIBE_OK (04) for our subscription.
+    Started { id: u64 },
+    /// SUBSCRIBE_END (05).
+    Ended { id: u64, group: u64 },
+    /// The relay finished our subscription's stream (FIN).
+    Finished { id: u64 },
+    /// The relay reset our subscription with `code`.
+    Refused { id: u64, code: u64 },
+    /// A frame of a group of our subscription.
+    Frame {
+        id: u64,
+        group: u64,
+        index: usize,
+        timestamp: u64,
+        payload: Bytes,
+    },
+    /// A group stream ended cleanly.
+    GroupDone { id: u64, group: u64, frames: usize },
+    /// A group stream was reset with `code`.
+    GroupReset { id: u64, group: u64, code: u64 },
+    /// TRACK_INFO for one of our TRACK requests.
+    Info {
+        priority: u8,
+        max_age_ms: u64,
+        timescale: u64,
+    },
+}
+
+enum Role {
+    /// A peer stream whose type is not known yet.
+    Untyped,
+    ServeAnnounce,
+    ServeSubscribe {
+        id: u64,
+    },
+    ServeTrack,
+    PeerSetup,
+    /// A relay group stream for our subscription.
+    Group {
+        id: u64,
+        group: u64,
+        index: usize,
+        last: u64,
+        pending: Option<FrameHeader>,
+    },
+    OurAnnounce {
+        ok: bool,
+    },
+    OurSubscribe {
+        id: u64,
+    },
+    OurTrack,
+    Done,
+}
+
+/// A subscription the relay made to us, for publishing groups into.
+#[derive(Clone, Debug)]
+pub struct Downstream {
+    pub id: u64,
+    pub stream: StreamId,
+    pub broadcast: String,
+    pub track: String,
+    started: bool,
+}
+
+/// A moq-lite client session.
+pub struct MoqClient {
+    pub quic: QuicClient,
+    pub version: Version,
+    pub hop: u64,
+    streams: HashMap<StreamId, (Inbound, Role)>,
+    /// Broadcasts we publish (relative to our root).
+    published: Vec<String>,
+    announce_streams: Vec<StreamId>,
+    /// Subscriptions the relay holds on our tracks.
+    pub downstreams: Vec<Downstream>,
+    our_subs: HashMap<u64, StreamId>,
+    next_sub: u64,
+    pub events: Vec<Event>,
+    /// Frame timestamps we publish advance by this much per frame.
+    pub frame_interval: u64,
+    clock: u64,
+}
+
+impl MoqClient {
+    /// Connects at `path` (sent in SETUP on lite-05; lite-04 raw QUIC has no path).
+    pub fn connect(relay: SocketAddr, version: Version, path: &str) -> io::Result<Self> {
+        let quic = QuicClient::connect(relay, version.alpn(), Duration::from_secs(5))?;
+        let mut client = Self {
+            quic,
+            version,
+            hop: rand::random_range(1..1u64 << 53),
+            streams: HashMap::new(),
+            published: Vec::new(),
+            announce_streams: Vec::new(),
+            downstreams: Vec::new(),
+            our_subs: HashMap::new(),
+            next_sub: 0,
+            events: Vec::new(),
+            frame_interval: 33,
+            clock: 1_000,
+        };
+        if version == Version::Lite05 {
+            let mut buf = Vec::new();
+            UniType::Setup
+                .encode(version, &mut buf)
+                .map_err(io::Error::other)?;
+            let setup = Setup {
+                path: Some(path.to_string()),
+                hop: client.hop,
+                ..Setup::default()
+            };
+            setup.encode(version, &mut buf).map_err(io::Error::other)?;
+            let mut s = client.quic.streams();
+            let id = s
+                .open_uni()
+                .map_err(|e| io::Error::other(format!("{e:?}")))?;
+            s.send(id, &buf, true)
+                .map_err(|e| io::Error::other(format!("{e:?}")))?;
+        }
+        client.quic.flush()?;
+        Ok(client)
+    }
+
+    /// Starts publishing `broadcast` (relative to the root): announced to every current and
+    /// future announce request of the relay.
+    pub fn publish(&mut self, broadcast: &str) {
+        self.published.push(broadcast.to_string());
+        for id in self.announce_streams.clone() {
+            let buf = self.encode_announce(broadcast, true);
+            self.write(id, &buf, false);
+        }
+    }
+
+    /// Withdraws `broadcast` with an `ended` announcement.
+    pub fn unpublish(&mut self, broadcast: &str) {
+        self.published.retain(|b| b != broadcast);
+        for id in self.announce_streams.clone() {
+            let buf = self.encode_announce(broadcast, false);
+            self.write(id, &buf, false);
+        }
+    }
+
+    fn encode_announce(&self, broadcast: &str, active: bool) -> Vec<u8> {
+        let mut hops = Vec::new();
+        if active && self.version == Version::Lite04 {
+            hops.push(self.hop);
+        }
+        let announce = Announce {
+            status: if active {
+                AnnounceStatus::Active
+            } else {
+                AnnounceStatus::Ended
+            },
+            suffix: broadcast.to_string(),
+            hops,
+        };
+        let mut buf = Vec::new();
+        announce
+            .encode(self.version, &mut buf)
+            .expect("valid announce");
+        buf
+    }
+
+    /// Writes one group to every relay subscription of `broadcast`/`track`.
+    pub fn send_group(
+        &mut self,
+        broadcast: &str,
+        track: &str,
+        sequence: u64,
+        frames: &[&[u8]],
+    ) -> usize {
+        let targets: Vec<usize> = (0..self.downstreams.len())
+            .filter(|&i| {
+                self.downstreams[i].broadcast == broadcast && self.downstreams[i].track == track
+            })
+            .collect();
+        for &i in &targets {
+            let sub = self.downstreams[i].clone();
+            if !sub.started && self.version == Version::Lite05 {
+                let mut buf = Vec::new();
+                SubscribeResponse::Start { group: sequence }
+                    .encode(self.version, &mut buf)
+                    .unwrap();
+                self.write(sub.stream, &buf, false);
+                self.downstreams[i].started = true;
+            }
+            let mut buf = Vec::new();
+            UniType::Group.encode(self.version, &mut buf).unwrap();
+            GroupHeader {
+                subscribe_id: sub.id,
+                sequence,
+            }
+            .encode(self.version, &mut buf)
+            .unwrap();
+            let mut last = 0;
+            for frame in frames {
+                self.clock += self.frame_interval;
+                let header = FrameHeader {
+                    timestamp_delta: self.clock as i64 - last as i64,
+                    size: frame.len() as u64,
+                };
+                last = self.clock;
+                header.encode(self.version, &mut buf).unwrap();
+                buf.extend_from_slice(frame);
+            }
+            let id = self.quic.streams().open_uni().expect("stream credit");
+            self.write(id, &buf, true);
+        }
+        targets.len()
+    }
+
+    /// Ends every relay subscription of `broadcast`/`track` cleanly (END + FIN on 05).
+    pub fn end_track(&mut self, broadcast: &str, track: &str, next: u64) {
+        for sub in self.downstreams.clone() {
+            if sub.broadcast == broadcast && sub.track == track {
+                let mut buf = Vec::new();
+                if self.version == Version::Lite05 {
+                    SubscribeResponse::End { group: next }
+                        .encode(self.version, &mut buf)
+                        .unwrap();
+                }
+                self.write(sub.stream, &buf, true);
+            }
+        }
+        self.downstreams
+            .retain(|d| !(d.broadcast == broadcast && d.track == track));
+    }
+
+    /// Asks the relay for announcements under `prefix`.
+    pub fn request_announces(&mut self, prefix: &str) {
+        let mut buf = Vec::new();
+        BidiType::Announce.encode(self.version, &mut buf).unwrap();
+        AnnounceRequest {
+            prefix: prefix.to_string(),
+            exclude_hop: self.hop,
+        }
+        .encode(self.version, &mut buf)
+        .unwrap();
+        let id = self.quic.streams().open_bidi().expect("stream credit");
+        self.write(id, &buf, false);
+        self.streams
+            .insert(id, (Inbound::default(), Role::OurAnnounce { ok: false }));
+    }
+
+    /// Subscribes to `broadcast`/`track` from the latest group; returns the subscription id.
+    pub fn subscribe(&mut self, broadcast: &str, track: &str) -> u64 {
+        let id = self.next_sub;
+        self.next_sub += 1;
+        if self.version == Version::Lite05 {
+            let mut buf = Vec::new();
+            BidiType::Track.encode(self.version, &mut buf).unwrap();
+            TrackRequest {
+                broadcast: broadcast.to_string(),
+                track: track.to_string(),
+            }
+            .encode(self.version, &mut buf)
+            .unwrap();
+            let stream = self.quic.streams().open_bidi().expect("stream credit");
+            self.write(stream, &buf, false);
+            self.streams
+                .insert(stream, (Inbound::default(), Role::OurTrack));
+        }
+        let mut buf = Vec::new();
+        BidiType::Subscribe.encode(self.version, &mut buf).unwrap();
+        let request = Subscribe {
+            id,
+            broadcast: broadcast.to_string(),
+            track: track.to_string(),
+            priority: 0,
+            max_latency_ms: 0,
+            start_group: None,
+            end_group: None,
+        };
+        request.encode(self.version, &mut buf).unwrap();
+        let stream = self.quic.streams().open_bidi().expect("stream credit");
+        self.write(stream, &buf, false);
+        self.streams
+            .insert(stream, (Inbound::default(), Role::OurSubscribe { id }));
+        self.our_subs.insert(id, stream);
+        id
+    }
+
+    /// Ends our subscription `id` (FIN).
+    pub fn unsubscribe(&mut self, id: u64) {
+        if let Some(stream) = self.our_subs.remove(&id) {
+            self.write(stream, &[], true);
+        }
+    }
+
+    /// Writes raw bytes on a new stream (for malformed-input tests).
+    pub fn send_raw(&mut self, bidi: bool, bytes: &[u8], fin: bool) -> StreamId {
+        let id = if bidi {
+            self.quic.streams().open_bidi()
+        } else {
+            self.quic.streams().open_uni()
+        }
+        .expect("credit");
+        self.write(id, bytes, fin);
+        id
+    }
+
+    fn write(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
+        let mut s = self.quic.streams();
+        let mut offset = 0;
+        // Tests send small amounts; retry briefly if flow control pushes back.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match s.send(id, &bytes[offset..], fin) {
+                Ok(n) => offset += n,
+                Err(_) => break,
+            }
+            if offset >= bytes.len() || Instant::now() > deadline {
+                break;
+            }
+            drop(s);
+            let _ = self.quic.pump(Duration::from_millis(5));
+            s = self.quic.streams();
+        }
+        let _ = self.quic.flush();
+    }
+
+    /// Whether the connection is gone, and the peer's close code if it sent one.
+    pub fn closed(&self) -> Option<Option<u64>> {
+        self.quic
+            .conn
+            .is_closed()
+            .then(|| self.quic.conn.peer_error().map(|e| e.error_code))
+    }
+
+    /// Pumps for up to `wait` and handles everything readable.
+    pub fn poll(&mut self, wait: Duration) -> io::Result<()> {
+        self.quic.pump(wait)?;
+        while let Some(id) = self.quic.conn.stream_readable_next() {
+            self.read(id);
+        }
+        self.quic.flush()
+    }
+
+    /// Polls until `pred` holds on the events seen so far, or `timeout` passes.
+    pub fn wait_for(&mut self, timeout: Duration, mut pred: impl FnMut(&[Event]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if pred(&self.events) {
+                return true;
+            }
+            if self.poll(Duration::from_millis(10)).is_err() || self.quic.conn.is_closed() {
+                return pred(&self.events);
+            }
+        }
+        pred(&self.events)
+    }
+
+    fn read(&mut self, id: StreamId) {
+        let version = self.version;
+        let peer = {
+            let s = self.quic.streams();
+            s.is_peer_initiated(id)
+        };
+        if !self.streams.contains_key(&id) {
+            if !peer {
+                return;
+            }
+            self.streams.insert(id, (Inbound::default(), Role::Untyped));
+        }
+        let (mut inbound, mut role) = self.streams.remove(&id).unwrap();
+        let outcome = {
+            let mut s = self.quic.streams();
+            inbound.fill(&mut s, id, usize::MAX)
+        };
+        if let Role::Untyped = role {
+            let bidi = id & 2 == 0;
+            role = if bidi {
+                match inbound.decode(|b| BidiType::decode(version, b)) {
+                    Ok(Some(BidiType::Announce)) => Role::ServeAnnounce,
+                    Ok(Some(BidiType::Subscribe)) => Role::ServeSubscribe { id: u64::MAX },
+                    Ok(Some(BidiType::Track)) => Role::ServeTrack,
+                    Ok(None) => Role::Untyped,
+                    _ => Role::Done,
+                }
+            } else {
+                match inbound.decode(|b| UniType::decode(version, b)) {
+                    Ok(Some(UniType::Group)) => Role::Group {
+                        id: u64::MAX,
+                        group: 0,
+                        index: 0,
+                        last: 0,
+                        pending: None,
+                    },
+                    Ok(Some(UniType::Setup)) => Role::PeerSetup,
+                    Ok(None) => Role::Untyped,
+                    _ => Role::Done,
+                }
+            };
+        }
+        let role = self.advance(id, &mut inbound, role, &outcome);
+        if !matches!(role, Role::Done) {
+            self.streams.insert(id, (inbound, role));
+        }
+    }
+
+    fn advance(
+        &mut self,
+        id: StreamId,
+        inbound: &mut Inbound,
+        role: Role,
+        outcome: &ReadOutcome,
+    ) -> Role {
+        let v = self.version;
+        match role {
+            Role::Untyped | Role::Done => role,
+            Role::PeerSetup => {
+                let _ = inbound.message::<Setup>(v);
+                Role::Done
+            }
+            Role::ServeAnnounce => {
+                let Ok(Some(request)) = inbound.message::<AnnounceRequest>(v) else {
+                    return if inbound.finished {
+                        Role::Done
+                    } else {
+                        Role::ServeAnnounce
+                    };
+                };
+                self.events.push(Event::AnnounceRequested {
+                    prefix: request.prefix.clone(),
+                });
+                let mut buf = Vec::new();
+                let matching: Vec<String> = self
+                    .published
+                    .iter()
+                    .filter_map(|b| {
+                        crate::path::strip_prefix(b, &request.prefix).map(str::to_string)
+                    })
+                    .collect();
+                if v == Version::Lite05 {
+                    AnnounceOk {
+                        hop: self.hop,
+                        active_count: matching.len() as u64,
+                    }
+                    .encode(v, &mut buf)
+                    .unwrap();
+                }
+                for suffix in &matching {
+                    buf.extend(self.encode_announce(suffix, true));
+                }
+                self.write(id, &buf, false);
+                self.announce_streams.push(id);
+                Role::Done
+            }
+            Role::ServeTrack => {
+                let Ok(Some(request)) = inbound.message::<TrackRequest>(v) else {
+                    return Role::ServeTrack;
+                };
+                self.events.push(Event::TrackRequested {
+                    broadcast: request.broadcast,
+                    track: request.track,
+                });
+                let mut buf = Vec::new();
+                TrackInfo {
+                    priority: 7,
+                    max_latency_ms: 2000,
+                    timescale: 1000,
+                }
+                .encode(v, &mut buf)
+                .unwrap();
+                self.write(id, &buf, true);
+                Role::Done
+            }
+            Role::ServeSubscribe { id: sub } if sub == u64::MAX => {
+                let Ok(Some(request)) = inbound.message::<Subscribe>(v) else {
+                    return role;
+                };
+                self.events.push(Event::Subscribed {
+                    broadcast: request.broadcast.clone(),
+                    track: request.track.clone(),
+                    id: request.id,
+                });
+                if v == Version::Lite04 {
+                    let mut buf = Vec::new();
+                    let ok = SubscribeResponse::Ok {
+                        priority: request.priority,
+                        max_latency_ms: 0,
+                        start_group: None,
+                        end_group: None,
+                    };
+                    ok.encode(v, &mut buf).unwrap();
+                    self.write(id, &buf, false);
+                }
+                self.downstreams.push(Downstream {
+                    id: request.id,
+                    stream: id,
+                    broadcast: request.broadcast,
+                    track: request.track,
+                    started: false,
+                });
+                self.advance(
+                    id,
+                    inbound,
+                    Role::ServeSubscribe { id: request.id },
+                    outcome,
+                )
+            }
+            Role::ServeSubscribe { id: sub } => {
+                inbound.buf.clear();
+                if *outcome != ReadOutcome::Open {
+                    self.events.push(Event::Unsubscribed { id: sub });
+                    self.downstreams.retain(|d| d.stream != id);
+                    return Role::Done;
+                }
+                role
+            }
+            Role::OurAnnounce { mut ok } => {
+                if v == Version::Lite05 && !ok {
+                    if let Ok(Some(_)) = inbound.message::<AnnounceOk>(v) {
+                        ok = true;
+                    }
+                }
+                if v == Version::Lite04 || ok {
+                    while let Ok(Some(a)) = inbound.message::<Announce>(v) {
+                        self.events.push(Event::Announced {
+                            suffix: a.suffix,
+                            active: a.status != AnnounceStatus::Ended,
+                            hops: a.hops,
+                        });
+                    }
+                }
+                Role::OurAnnounce { ok }
+            }
+            Role::OurTrack => match inbound.message::<TrackInfo>(v) {
+                Ok(Some(info)) => {
+                    self.events.push(Event::Info {
+                        priority: info.priority,
+                        max_age_ms: info.max_latency_ms,
+                        timescale: info.timescale,
+                    });
+                    Role::Done
+                }
+                _ if *outcome != ReadOutcome::Open => Role::Done,
+                _ => Role::OurTrack,
+            },
+            Role::OurSubscribe { id: sub } => {
+                while let Ok(Some(response)) = inbound.decode(|b| SubscribeResponse::decode(v, b)) {
+                    match response {
+                        SubscribeResponse::Start { .. } | SubscribeResponse::Ok { .. } => {
+                            self.events.push(Event::Started { id: sub })
+                        }
+                        SubscribeResponse::End { group } => {
+                            self.events.push(Event::Ended { id: sub, group })
+                        }
+                        SubscribeResponse::Drop { .. } => {}
+                    }
+                }
+                match outcome {
+                    ReadOutcome::Open => Role::OurSubscribe { id: sub },
+                    ReadOutcome::Finished => {
+                        self.events.push(Event::Finished { id: sub });
+                        Role::Done
+                    }
+                    ReadOutcome::Reset(code) => {
+                        self.events.push(Event::Refused {
+                            id: sub,
+                            code: *code,
+                        });
+                        Role::Done
+                    }
+                }
+            }
+            Role::Group {
+                id: sub,
+                group,
+                mut index,
+                mut last,
+                mut pending,
+            } => {
+                let (sub, group) = if sub == u64::MAX {
+                    match inbound.message::<GroupHeader>(v) {
+                        Ok(Some(h)) => (h.subscribe_id, h.sequence),
+                        Ok(None) => {
+                            return Role::Group {
+                                id: sub,
+                                group,
+                                index,
+                                last,
+                                pending,
+                            }
+                        }
+                        Err(_) => return Role::Done,
+                    }
+                } else {
+                    (sub, group)
+                };
+                loop {
+                    if pending.is_none() {
+                        match inbound.decode(|b| FrameHeader::decode(v, b)) {
+                            Ok(Some(h)) => pending = Some(h),
+                            _ => break,
+                        }
+                    }
+                    let h = pending.unwrap();
+                    let Some(payload) = inbound.take(h.size as usize) else {
+                        break;
+                    };
+                    pending = None;
+                    last = last.wrapping_add_signed(h.timestamp_delta);
+                    self.events.push(Event::Frame {
+                        id: sub,
+                        group,
+                        index,
+                        timestamp: last,
+                        payload,
+                    });
+                    index += 1;
+                }
+                match outcome {
+                    ReadOutcome::Reset(code) => {
+                        self.events.push(Event::GroupReset {
+                            id: sub,
+                            group,
+                            code: *code,
+                        });
+                        Role::Done
+                    }
+                    _ if inbound.finished && pending.is_none() && inbound.buf.is_empty() => {
+                        self.events.push(Event::GroupDone {
+                            id: sub,
+                            group,
+                            frames: index,
+                        });
+                        Role::Done
+                    }
+                    _ => Role::Group {
+                        id: sub,
+                        group,
+                        index,
+                        last,
+                        pending,
+                    },
+                }
+            }
+        }
+    }
+}

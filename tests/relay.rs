@@ -1,0 +1,444 @@
+//! End-to-end behaviour of the relay: the real binary with two shards, on loopback, with
+//! real TLS, driven by our own moq-lite client.
+
+mod common;
+
+use common::Relay;
+use moq_relay::client::{Event, MoqClient};
+use moq_relay::wire::Version;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Polls `viewer` (and `publisher`, so its packets flow) until `pred` holds.
+fn wait_with(
+    viewer: &mut MoqClient,
+    publisher: &mut MoqClient,
+    pred: impl Fn(&[Event]) -> bool,
+) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if pred(&viewer.events) {
+            return true;
+        }
+        let _ = publisher.poll(Duration::from_millis(1));
+        let _ = viewer.poll(Duration::from_millis(5));
+    }
+    pred(&viewer.events)
+}
+
+fn poll_all(clients: &mut [MoqClient], rounds: usize) {
+    for _ in 0..rounds {
+        for c in clients.iter_mut() {
+            let _ = c.poll(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Polls every client until `pred` holds for all of them.
+fn wait_all(
+    clients: &mut [MoqClient],
+    publisher: &mut MoqClient,
+    pred: impl Fn(&[Event]) -> bool,
+) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        let _ = publisher.poll(Duration::from_millis(1));
+        poll_all(clients, 1);
+        if clients.iter().all(|c| pred(&c.events)) {
+            return true;
+        }
+    }
+    false
+}
+
+fn frames_of(events: &[Event], group: u64) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame {
+                group: g, payload, ..
+            } if *g == group => Some(payload.to_vec()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn groups_done(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::GroupDone { group, .. } => Some(*group),
+            _ => None,
+        })
+        .collect()
+}
+
+fn subscribes(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Subscribed { .. }))
+        .count()
+}
+
+/// A publisher at /anon announcing `broadcast`, already asked for announcements.
+fn publisher(relay: &Relay, version: Version, broadcast: &str) -> MoqClient {
+    let path = if version == Version::Lite05 {
+        "/anon"
+    } else {
+        ""
+    };
+    let mut publisher = MoqClient::connect(relay.addr, version, path).unwrap();
+    publisher.publish(broadcast);
+    assert!(
+        publisher.wait_for(WAIT, |e| e
+            .iter()
+            .any(|e| matches!(e, Event::AnnounceRequested { .. }))),
+        "the relay asks the publisher for announcements"
+    );
+    publisher
+}
+
+/// Polls the publisher until the relay has subscribed to it `n` times in total.
+fn wait_subscribed(publisher: &mut MoqClient, others: &mut [MoqClient], n: usize) {
+    let deadline = Instant::now() + WAIT;
+    while subscribes(&publisher.events) < n && Instant::now() < deadline {
+        let _ = publisher.poll(Duration::from_millis(2));
+        poll_all(others, 1);
+    }
+    assert_eq!(
+        subscribes(&publisher.events),
+        n,
+        "upstream SUBSCRIBEs seen by the publisher"
+    );
+}
+
+#[test]
+fn one_publisher_fans_out_to_fifty_subscribers_on_both_shards() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite05, "fan");
+    let mut viewers: Vec<MoqClient> = (0..50)
+        .map(|i| {
+            let version = if i % 5 == 0 {
+                Version::Lite04
+            } else {
+                Version::Lite05
+            };
+            let path = if version == Version::Lite05 {
+                "/anon"
+            } else {
+                ""
+            };
+            let mut c = MoqClient::connect(relay.addr, version, path).unwrap();
+            let broadcast = if version == Version::Lite05 {
+                "fan"
+            } else {
+                "anon/fan"
+            };
+            c.subscribe(broadcast, "video");
+            c
+        })
+        .collect();
+    wait_subscribed(&mut publisher, &mut viewers, 1);
+    publisher.send_group("fan", "video", 0, &[b"g0f0", b"g0f1"]);
+    assert!(
+        wait_all(&mut viewers, &mut publisher, |e| groups_done(e)
+            .contains(&0)),
+        "every viewer gets the first group"
+    );
+    for seq in 1..=10u64 {
+        let a = format!("g{seq}f0");
+        let b = format!("g{seq}f1");
+        publisher.send_group("fan", "video", seq, &[a.as_bytes(), b.as_bytes()]);
+        poll_all(&mut viewers, 2);
+    }
+    assert!(
+        wait_all(&mut viewers, &mut publisher, |e| groups_done(e).len() == 11),
+        "every viewer gets all eleven groups"
+    );
+    for viewer in &viewers {
+        let done = groups_done(&viewer.events);
+        assert_eq!(
+            done,
+            (0..=10).collect::<Vec<_>>(),
+            "groups arrive complete and in order"
+        );
+        for seq in 0..=10u64 {
+            let expect = vec![
+                format!("g{seq}f0").into_bytes(),
+                format!("g{seq}f1").into_bytes(),
+            ];
+            assert_eq!(frames_of(&viewer.events, seq), expect);
+        }
+    }
+    assert_eq!(
+        subscribes(&publisher.events),
+        1,
+        "one upstream subscription for 50 viewers"
+    );
+    for shard in ["shard=0", "shard=1"] {
+        assert!(
+            relay.count_log(|l| l.contains("session started") && l.contains(shard)) > 0,
+            "sessions landed on {shard}"
+        );
+    }
+}
+
+#[test]
+fn publisher_sees_one_subscribe_however_many_subscribers() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite05, "dedup");
+    let mut viewers = Vec::new();
+    for _ in 0..20 {
+        let mut c = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+        c.subscribe("dedup", "audio");
+        viewers.push(c);
+        let _ = publisher.poll(Duration::from_millis(5));
+    }
+    wait_subscribed(&mut publisher, &mut viewers, 1);
+    publisher.send_group("dedup", "audio", 0, &[b"x"]);
+    assert!(wait_all(&mut viewers, &mut publisher, |e| groups_done(e)
+        .contains(&0)));
+    // Churn: every viewer leaves and new ones arrive; still one upstream subscription.
+    for c in viewers.iter_mut() {
+        c.unsubscribe(0);
+    }
+    let mut late = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    late.subscribe("dedup", "audio");
+    assert!(wait_with(&mut late, &mut publisher, |e| groups_done(e).contains(&0)));
+    let _ = publisher.poll(Duration::from_millis(200));
+    assert_eq!(subscribes(&publisher.events), 1);
+    let tracks = publisher
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::TrackRequested { .. }))
+        .count();
+    assert_eq!(tracks, 1, "one upstream TRACK");
+}
+
+#[test]
+fn late_joiner_receives_the_latest_group_from_its_first_frame() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite05, "late");
+    let mut first = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    first.subscribe("late", "t");
+    wait_subscribed(&mut publisher, std::slice::from_mut(&mut first), 1);
+    publisher.send_group("late", "t", 0, &[b"old0", b"old1"]);
+    publisher.send_group("late", "t", 1, &[b"new0", b"new1", b"new2"]);
+    assert!(wait_with(&mut first, &mut publisher, |e| groups_done(e).contains(&1)));
+    let mut late = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    late.subscribe("late", "t");
+    assert!(wait_with(&mut late, &mut publisher, |e| groups_done(e).contains(&1)));
+    assert_eq!(
+        frames_of(&late.events, 1),
+        vec![b"new0".to_vec(), b"new1".to_vec(), b"new2".to_vec()]
+    );
+    assert!(
+        frames_of(&late.events, 0).is_empty(),
+        "the late joiner starts at the latest group"
+    );
+    let info = late.events.iter().find_map(|e| match e {
+        Event::Info {
+            priority,
+            max_age_ms,
+            timescale,
+        } => Some((*priority, *max_age_ms, *timescale)),
+        _ => None,
+    });
+    assert_eq!(info, Some((7, 2000, 1000)), "TRACK_INFO is the publisher's");
+}
+
+#[test]
+fn publisher_loss_ends_subscriptions_after_the_linger() {
+    let relay = Relay::start("[relay]\nlinger = \"1s\"\n");
+    let mut publisher = publisher(&relay, Version::Lite05, "gone");
+    let mut viewer = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    viewer.request_announces("");
+    viewer.subscribe("gone", "t");
+    wait_subscribed(&mut publisher, std::slice::from_mut(&mut viewer), 1);
+    publisher.send_group("gone", "t", 0, &[b"a"]);
+    assert!(wait_with(&mut viewer, &mut publisher, |e| groups_done(e).contains(&0)));
+    assert!(viewer
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Announced { suffix, active: true, .. } if suffix == "gone")));
+    // The publisher's connection dies without announcing `ended`.
+    let _ = publisher.quic.conn.close(true, 0x0, b"bye");
+    let _ = publisher.quic.flush();
+    let lost = Instant::now();
+    let ended = |e: &[Event]| {
+        e.iter()
+            .any(|e| matches!(e, Event::Announced { active: false, .. }))
+    };
+    assert!(
+        !viewer.wait_for(Duration::from_millis(500), ended),
+        "the broadcast lingers"
+    );
+    assert!(wait_with(&mut viewer, &mut publisher, |e| ended(e)
+        && e.iter().any(|e| matches!(e, Event::Finished { .. }))));
+    assert!(lost.elapsed() >= Duration::from_millis(900));
+    // `ended` first, then END, then FIN.
+    let position = |pred: &dyn Fn(&Event) -> bool| viewer.events.iter().position(pred).unwrap();
+    let unannounced = position(&|e| matches!(e, Event::Announced { active: false, .. }));
+    let end = position(&|e| matches!(e, Event::Ended { group: 1, .. }));
+    let fin = position(&|e| matches!(e, Event::Finished { .. }));
+    assert!(unannounced < end && end < fin, "{:?}", viewer.events);
+}
+
+#[test]
+fn lite04_publisher_reaches_lite05_subscribers() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite04, "anon/old");
+    let mut viewer = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    viewer.subscribe("old", "t");
+    wait_subscribed(&mut publisher, std::slice::from_mut(&mut viewer), 1);
+    publisher.send_group("anon/old", "t", 3, &[b"one", b"two"]);
+    assert!(wait_with(&mut viewer, &mut publisher, |e| groups_done(e).contains(&3)));
+    assert_eq!(
+        frames_of(&viewer.events, 3),
+        vec![b"one".to_vec(), b"two".to_vec()]
+    );
+    let info = viewer.events.iter().find_map(|e| match e {
+        Event::Info {
+            priority,
+            max_age_ms,
+            timescale,
+        } => Some((*priority, *max_age_ms, *timescale)),
+        _ => None,
+    });
+    assert_eq!(
+        info,
+        Some((127, 5000, 1000)),
+        "synthesized TRACK_INFO for a lite-04 source"
+    );
+    let stamps: Vec<u64> = viewer
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Frame { timestamp, .. } => Some(*timestamp),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        stamps.iter().all(|&t| t > 1_600_000_000_000),
+        "receive-time ms timestamps: {stamps:?}"
+    );
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[test]
+fn lite05_publisher_reaches_lite04_subscribers() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite05, "new");
+    let mut viewer = MoqClient::connect(relay.addr, Version::Lite04, "").unwrap();
+    viewer.subscribe("anon/new", "t");
+    assert!(
+        wait_with(&mut viewer, &mut publisher, |e| e
+            .iter()
+            .any(|e| matches!(e, Event::Started { .. }))),
+        "SUBSCRIBE_OK first"
+    );
+    wait_subscribed(&mut publisher, std::slice::from_mut(&mut viewer), 1);
+    publisher.send_group("new", "t", 0, &[b"alpha", b"beta"]);
+    assert!(wait_with(&mut viewer, &mut publisher, |e| groups_done(e).contains(&0)));
+    assert_eq!(
+        frames_of(&viewer.events, 0),
+        vec![b"alpha".to_vec(), b"beta".to_vec()]
+    );
+    publisher.end_track("new", "t", 1);
+    assert!(
+        wait_with(&mut viewer, &mut publisher, |e| e
+            .iter()
+            .any(|e| matches!(e, Event::Finished { .. }))),
+        "FIN ends a lite-04 track"
+    );
+    assert!(
+        !viewer
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Ended { .. })),
+        "no END on lite-04"
+    );
+}
+
+#[test]
+fn malformed_bytes_close_that_session_and_nobody_else() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite05, "sturdy");
+    let mut viewer = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    viewer.subscribe("sturdy", "t");
+    wait_subscribed(&mut publisher, std::slice::from_mut(&mut viewer), 1);
+    publisher.send_group("sturdy", "t", 0, &[b"before"]);
+    assert!(wait_with(&mut viewer, &mut publisher, |e| groups_done(e).contains(&0)));
+
+    // A SUBSCRIBE whose track name is not UTF-8.
+    let mut bad = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    bad.send_raw(
+        true,
+        &[
+            0x02, 0x09, 0x00, 0x01, b'x', 0x02, 0xff, 0xfe, 0x00, 0x00, 0x00,
+        ],
+        false,
+    );
+    let deadline = Instant::now() + WAIT;
+    while bad.closed().is_none() && Instant::now() < deadline {
+        let _ = bad.poll(Duration::from_millis(10));
+    }
+    assert_eq!(
+        bad.closed(),
+        Some(Some(0x3)),
+        "closed with ProtocolViolation"
+    );
+
+    // An unknown stream type only resets that stream.
+    let mut odd = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    odd.send_raw(true, &[0x3f, 0x01, 0x02], false);
+    let _ = odd.poll(Duration::from_millis(200));
+    assert_eq!(
+        odd.closed(),
+        None,
+        "unknown stream types do not kill the session"
+    );
+
+    publisher.send_group("sturdy", "t", 1, &[b"after"]);
+    assert!(
+        wait_with(&mut viewer, &mut publisher, |e| groups_done(e).contains(&1)),
+        "others keep receiving"
+    );
+    assert_eq!(frames_of(&viewer.events, 1), vec![b"after".to_vec()]);
+}
+
+#[test]
+fn a_packet_arriving_on_the_wrong_shard_reaches_its_connection() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite05, "mover");
+    let mut viewer = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    viewer.subscribe("mover", "t");
+    wait_subscribed(&mut publisher, std::slice::from_mut(&mut viewer), 1);
+    let misrouted =
+        |relay: &Relay| relay.count_log(|l| l.contains("forwarding misrouted packets")) > 0;
+    let mut seq = 0;
+    // Each rebinding gives the viewer a new source port; the kernel's reuseport hash sends
+    // about half of them to the other shard, which must forward them to the owner.
+    while !misrouted(&relay) && seq < 40 {
+        viewer.quic.rebind().unwrap();
+        let payload = format!("after move {seq}");
+        publisher.send_group("mover", "t", seq, &[payload.as_bytes()]);
+        assert!(
+            wait_with(&mut viewer, &mut publisher, |e| groups_done(e)
+                .contains(&seq)),
+            "group {seq} after rebinding"
+        );
+        assert_eq!(frames_of(&viewer.events, seq), vec![payload.into_bytes()]);
+        seq += 1;
+    }
+    assert!(
+        misrouted(&relay),
+        "some rebinding landed on the other shard:\n{}",
+        relay.log_text()
+    );
+    // And the connection keeps working after the forwarded packets.
+    publisher.send_group("mover", "t", seq, &[b"last"]);
+    assert!(wait_with(&mut viewer, &mut publisher, |e| groups_done(e)
+        .contains(&seq)));
+}
