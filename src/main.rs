@@ -29,7 +29,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!("{e}");
             eprintln!("moq-relay: {e}");
             ExitCode::FAILURE
         }

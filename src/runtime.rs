@@ -68,6 +68,7 @@ pub fn run(
         .map_err(|e| StartError(format!("cannot write TLS files to {}: {e}", dir.display())))?;
     let quic_settings = QuicSettings {
         idle_timeout: config.quic.idle_timeout,
+        keep_alive: config.quic.keep_alive,
         max_streams: config.quic.max_streams,
         ..QuicSettings::default()
     };
@@ -114,7 +115,25 @@ pub fn run(
             async move { shard_main(shard, settings).await }
         });
     let _ = std::fs::remove_dir_all(&dir);
-    result.map_err(|e| StartError(e.to_string()))
+    result.map_err(|e| {
+        // Name the configuration key behind a socket that could not be bound.
+        let key = match &e {
+            shards::RuntimeError::Bind {
+                kind: shards::SocketKind::Udp,
+                ..
+            } => Some("server.listen"),
+            shards::RuntimeError::Bind {
+                kind: shards::SocketKind::Tcp,
+                ..
+            } => Some("web.http.listen"),
+            _ => None,
+        };
+        match (key, &config.file) {
+            (Some(key), Some(file)) => StartError(format!("{}: {key}: {e}", file.display())),
+            (Some(key), None) => StartError(format!("{key}: {e}")),
+            _ => StartError(e.to_string()),
+        }
+    })
 }
 
 fn private_dir() -> std::io::Result<PathBuf> {
@@ -189,6 +208,7 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
         config,
         Rc::new(UdpOut(udp.clone())),
         MAX_CONNECTIONS_PER_SHARD,
+        settings.quic.keep_alive,
     );
     {
         let endpoint = endpoint.clone();

@@ -31,6 +31,32 @@ fn step<T>(op: &'static str, r: io::Result<T>) -> Result<T, SocketFailure> {
     r.map_err(|source| SocketFailure { op, source })
 }
 
+/// Fails if another socket (of any process) holds `addr`. `SO_REUSEPORT` lets every socket
+/// of the same user join a port, so without this check a second relay would silently share
+/// the first one's traffic. A socket bound without the option is refused while any other
+/// holds the port; it is closed at once. Port 0 needs no check.
+fn ensure_free(addr: SocketAddr, ty: Type, proto: Protocol) -> Result<(), SocketFailure> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let probe = step("socket", Socket::new(domain, ty, Some(proto)))?;
+    if let SocketAddr::V6(v6) = addr {
+        if v6.ip().is_unspecified() {
+            step("set IPV6_V6ONLY=0", probe.set_only_v6(false))?;
+        }
+    }
+    if ty == Type::STREAM {
+        // Let a listener in TIME_WAIT from our own previous run not count as "in use".
+        step("set SO_REUSEADDR", probe.set_reuse_address(true))?;
+    }
+    step("bind (checking the port is free)", probe.bind(&addr.into()))
+}
+
 fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> Result<Socket, SocketFailure> {
     let domain = if addr.is_ipv6() {
         Domain::IPV6
@@ -163,6 +189,7 @@ pub(crate) fn bind_all(
             op: f.op,
             source: f.source,
         };
+        ensure_free(configured, Type::DGRAM, Protocol::UDP).map_err(|f| fail(0, f))?;
         let mut addr = configured;
         for (shard, sockets) in per_shard.iter_mut().enumerate() {
             let socket = bind_udp(addr, config.udp_recv_buffer, config.udp_send_buffer)
@@ -183,6 +210,7 @@ pub(crate) fn bind_all(
             op: f.op,
             source: f.source,
         };
+        ensure_free(configured, Type::STREAM, Protocol::TCP).map_err(|f| fail(0, f))?;
         let mut addr = configured;
         for (shard, sockets) in per_shard.iter_mut().enumerate() {
             let socket = bind_tcp(addr, config.tcp_backlog).map_err(|f| fail(shard, f))?;

@@ -337,22 +337,16 @@ impl MoqClient {
         id
     }
 
+    /// Writes all of `bytes` (pumping while flow control pushes back, up to 5 s).
     fn write(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
-        let mut s = self.quic.streams();
         let mut offset = 0;
-        // Tests send small amounts; retry briefly if flow control pushes back.
         let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match s.send(id, &bytes[offset..], fin) {
-                Ok(n) => offset += n,
-                Err(_) => break,
-            }
+        while let Ok(n) = self.quic.streams().send(id, &bytes[offset..], fin) {
+            offset += n;
             if offset >= bytes.len() || Instant::now() > deadline {
                 break;
             }
-            drop(s);
             let _ = self.quic.pump(Duration::from_millis(5));
-            s = self.quic.streams();
         }
         let _ = self.quic.flush();
     }
@@ -394,13 +388,11 @@ impl MoqClient {
             let s = self.quic.streams();
             s.is_peer_initiated(id)
         };
-        if !self.streams.contains_key(&id) {
-            if !peer {
-                return;
-            }
-            self.streams.insert(id, (Inbound::default(), Role::Untyped));
-        }
-        let (mut inbound, mut role) = self.streams.remove(&id).unwrap();
+        let (mut inbound, mut role) = match self.streams.remove(&id) {
+            Some(entry) => entry,
+            None if peer => (Inbound::default(), Role::Untyped),
+            None => return,
+        };
         let outcome = {
             let mut s = self.quic.streams();
             inbound.fill(&mut s, id, usize::MAX)

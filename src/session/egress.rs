@@ -27,8 +27,6 @@ struct GroupOut {
 
 /// A subscriber's view of one track.
 pub struct Downstream {
-    /// The subscribe stream (where START/OK and END go).
-    pub stream: StreamId,
     /// The subscriber's id for this subscription.
     pub id: u64,
     pub handle: TrackHandle,
@@ -56,9 +54,8 @@ pub enum Step {
 }
 
 impl Downstream {
-    pub fn new(stream: StreamId, request: &wire::Subscribe, handle: TrackHandle) -> Self {
+    pub fn new(request: &wire::Subscribe, handle: TrackHandle) -> Self {
         Self {
-            stream,
             id: request.id,
             handle,
             priority: request.priority,

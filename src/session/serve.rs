@@ -178,7 +178,7 @@ impl Server {
         inbound: &mut Inbound,
         outbound: &mut HashMap<StreamId, Outbound>,
     ) -> Result<bool, Close> {
-        if !self.subscriptions.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.subscriptions.entry(id) {
             let request = match inbound.message::<Subscribe>(ctx.version) {
                 Ok(Some(request)) => request,
                 Ok(None) => return Ok(true),
@@ -194,10 +194,10 @@ impl Server {
                 .shard
                 .open_track(&broadcast, &request.track, request.priority);
             handle.track().watch(ctx.notify);
-            let mut downstream = Downstream::new(id, &request, handle);
+            let mut downstream = Downstream::new(&request, handle);
             downstream.accept(ctx.version, outbound.entry(id).or_default());
             tracing::debug!(broadcast = %broadcast, track = %request.track, id = request.id, "subscribed");
-            self.subscriptions.insert(id, downstream);
+            slot.insert(downstream);
         }
         loop {
             match inbound.message::<SubscribeUpdate>(ctx.version) {

@@ -8,6 +8,8 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct QuicSettings {
     pub idle_timeout: Duration,
+    /// A connection that sent nothing for this long sends a PING.
+    pub keep_alive: Duration,
     pub max_streams: u64,
     /// Connection-level receive window in bytes.
     pub max_data: u64,
@@ -19,6 +21,7 @@ impl Default for QuicSettings {
     fn default() -> Self {
         Self {
             idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(5),
             max_streams: 10_000,
             max_data: 64 << 20,
             max_stream_data: 16 << 20,

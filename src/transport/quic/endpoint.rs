@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where the endpoint's outgoing datagrams go (the shard's UDP fast path).
 pub trait PacketOut {
@@ -33,6 +33,7 @@ pub struct Endpoint {
     out: Rc<dyn PacketOut>,
     send_buf: RefCell<Vec<u8>>,
     max_connections: usize,
+    keep_alive: Duration,
     live: Cell<usize>,
     forwarded: Cell<u64>,
 }
@@ -43,6 +44,7 @@ impl Endpoint {
         config: quiche::Config,
         out: Rc<dyn PacketOut>,
         max_connections: usize,
+        keep_alive: Duration,
     ) -> Rc<Self> {
         let segments = out.max_segments().max(1);
         Rc::new(Self {
@@ -52,6 +54,7 @@ impl Endpoint {
             out,
             send_buf: RefCell::new(vec![0; segments * MAX_DATAGRAM]),
             max_connections,
+            keep_alive,
             live: Cell::new(0),
             forwarded: Cell::new(0),
         })
@@ -192,6 +195,7 @@ impl Endpoint {
 
     async fn drive(self: Rc<Self>, conn: Rc<Connection>) {
         let mut session: Option<Session> = None;
+        let mut last_send = Instant::now();
         loop {
             let established = conn.quiche.borrow().is_established();
             if established && session.is_none() {
@@ -222,14 +226,22 @@ impl Endpoint {
                 conn.with_streams(|streams| session.poll(streams));
                 self.issue_cids(&conn);
             }
-            self.flush(&conn);
+            if self.flush(&conn) {
+                last_send = Instant::now();
+            }
             if conn.quiche.borrow().is_closed() {
                 break;
             }
             let now = Instant::now();
+            let ping_at = session.as_ref().map(|_| last_send + self.keep_alive);
+            if ping_at.is_some_and(|at| at <= now) {
+                // Quiet for a while: a PING keeps viewers that only wait for announces alive.
+                let _ = conn.quiche.borrow_mut().send_ack_eliciting();
+                continue;
+            }
             let quic_deadline = conn.quiche.borrow().timeout_instant();
             let session_deadline = session.as_ref().and_then(|s| s.deadline());
-            let deadline = [quic_deadline, session_deadline]
+            let deadline = [quic_deadline, session_deadline, ping_at]
                 .into_iter()
                 .flatten()
                 .min();
@@ -268,8 +280,10 @@ impl Endpoint {
         self.live.set(self.live.get() - 1);
     }
 
-    /// Sends every packet quiche has ready, batched into GSO sends per destination.
-    fn flush(&self, conn: &Connection) {
+    /// Sends every packet quiche has ready, batched into GSO sends per destination;
+    /// returns whether anything was sent.
+    fn flush(&self, conn: &Connection) -> bool {
+        let mut sent_any = false;
         let mut q = conn.quiche.borrow_mut();
         let mut buf = self.send_buf.borrow_mut();
         let capacity = buf.len();
@@ -285,6 +299,7 @@ impl Endpoint {
             };
             match sent {
                 Ok((len, info)) => {
+                    sent_any = true;
                     let same_batch = batch_to == Some(info.to) && len <= segment;
                     if filled > 0 && !same_batch {
                         // Flush what we have and move this packet to the front.
@@ -323,5 +338,6 @@ impl Endpoint {
                 self.out.send(to, &buf[..filled], segment);
             }
         }
+        sent_any
     }
 }
