@@ -442,3 +442,62 @@ fn a_packet_arriving_on_the_wrong_shard_reaches_its_connection() {
     assert!(wait_with(&mut viewer, &mut publisher, |e| groups_done(e)
         .contains(&seq)));
 }
+
+#[test]
+fn a_slow_subscriber_skips_ahead_without_slowing_anyone() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite05, "busy");
+    let mut fast = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    fast.subscribe("busy", "t");
+    // Small receive windows: once this viewer stops reading, the relay cannot send to it.
+    let small = moq_relay::transport::quic::QuicSettings {
+        max_data: 48 * 1024,
+        max_stream_data: 24 * 1024,
+        ..Default::default()
+    };
+    let mut slow = MoqClient::connect_with(relay.addr, Version::Lite05, "/anon", &small).unwrap();
+    slow.subscribe("busy", "t");
+    wait_subscribed(&mut publisher, &mut [], 1);
+    publisher.send_group("busy", "t", 0, &[b"first"]);
+    assert!(wait_with(&mut fast, &mut publisher, |e| groups_done(e).contains(&0)));
+    assert!(wait_with(&mut slow, &mut publisher, |e| groups_done(e).contains(&0)));
+
+    // Thirty 16 KiB groups while the slow viewer reads nothing.
+    let frame = vec![7u8; 8 * 1024];
+    let groups = 30u64;
+    for seq in 1..=groups {
+        publisher.send_group("busy", "t", seq, &[&frame, &frame]);
+        let _ = publisher.poll(Duration::from_millis(2));
+        let _ = fast.poll(Duration::from_millis(2));
+        let _ = slow.pump_only(Duration::from_millis(1));
+    }
+    assert!(
+        wait_with(&mut fast, &mut publisher, |e| groups_done(e).len()
+            == groups as usize + 1),
+        "the fast viewer gets every group"
+    );
+    assert_eq!(groups_done(&fast.events), (0..=groups).collect::<Vec<_>>());
+
+    // The slow viewer catches up: it gets the newest group, and old ones were dropped.
+    assert!(
+        wait_with(&mut slow, &mut publisher, |e| groups_done(e)
+            .contains(&groups)),
+        "{:?}",
+        relay.log_text()
+    );
+    let done = groups_done(&slow.events);
+    let reset_old = slow
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::GroupReset { code: 0x34, .. }))
+        .count();
+    assert!(
+        done.len() < groups as usize,
+        "the slow viewer skipped groups: {done:?}"
+    );
+    assert!(reset_old > 0, "stalled groups were reset with Old");
+    assert_eq!(
+        frames_of(&slow.events, groups),
+        vec![frame.clone(), frame.clone()]
+    );
+}

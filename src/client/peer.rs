@@ -3,6 +3,7 @@
 
 use super::conn::QuicClient;
 use crate::session::io::{Inbound, ReadOutcome};
+use crate::transport::quic::QuicSettings;
 use crate::transport::{StreamId, Streams};
 use crate::wire::{
     Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BidiType, FrameHeader, GroupHeader,
@@ -122,7 +123,18 @@ pub struct MoqClient {
 impl MoqClient {
     /// Connects at `path` (sent in SETUP on lite-05; lite-04 raw QUIC has no path).
     pub fn connect(relay: SocketAddr, version: Version, path: &str) -> io::Result<Self> {
-        let quic = QuicClient::connect(relay, version.alpn(), Duration::from_secs(5))?;
+        Self::connect_with(relay, version, path, &QuicSettings::default())
+    }
+
+    /// Like [`Self::connect`], with our own QUIC receive windows (a small window makes a
+    /// client that stops reading look slow to the relay).
+    pub fn connect_with(
+        relay: SocketAddr,
+        version: Version,
+        path: &str,
+        settings: &QuicSettings,
+    ) -> io::Result<Self> {
+        let quic = QuicClient::connect(relay, version.alpn(), settings, Duration::from_secs(5))?;
         let mut client = Self {
             quic,
             version,
@@ -368,6 +380,12 @@ impl MoqClient {
         self.quic.flush()
     }
 
+    /// Moves packets (so the connection stays alive and acknowledges) without reading any
+    /// stream: what a viewer that cannot keep up looks like once its windows fill.
+    pub fn pump_only(&mut self, wait: Duration) -> io::Result<()> {
+        self.quic.pump(wait)
+    }
+
     /// Polls until `pred` holds on the events seen so far, or `timeout` passes.
     pub fn wait_for(&mut self, timeout: Duration, mut pred: impl FnMut(&[Event]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
@@ -421,6 +439,11 @@ impl MoqClient {
                     _ => Role::Done,
                 }
             };
+        }
+        if let (Role::Untyped, ReadOutcome::Reset(code)) = (&role, &outcome) {
+            // Reset before its header arrived: a group we never saw the start of.
+            self.events.push(Event::GroupReset { id: u64::MAX, group: u64::MAX, code: *code });
+            return;
         }
         let role = self.advance(id, &mut inbound, role, &outcome);
         if !matches!(role, Role::Done) {
