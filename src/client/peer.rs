@@ -442,7 +442,11 @@ impl MoqClient {
         }
         if let (Role::Untyped, ReadOutcome::Reset(code)) = (&role, &outcome) {
             // Reset before its header arrived: a group we never saw the start of.
-            self.events.push(Event::GroupReset { id: u64::MAX, group: u64::MAX, code: *code });
+            self.events.push(Event::GroupReset {
+                id: u64::MAX,
+                group: u64::MAX,
+                code: *code,
+            });
             return;
         }
         let role = self.advance(id, &mut inbound, role, &outcome);
