@@ -118,3 +118,129 @@ fn moq_clock_publishes_and_subscribes_over_raw_quic() {
         "three consecutive live seconds from moq-clock, got {seen:?}"
     );
 }
+
+/// ffprobe's count of decodable video frames in `file`, with the stream's codec and size.
+fn probe_video(file: &std::path::Path) -> Option<(String, u32, u32, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.trim().split(',');
+    let codec = fields.next()?.to_string();
+    let width = fields.next()?.parse().ok()?;
+    let height = fields.next()?.parse().ok()?;
+    let frames = fields.next()?.parse().ok()?;
+    Some((codec, width, height, frames))
+}
+
+#[test]
+fn moq_cli_carries_an_ffmpeg_stream_over_raw_quic_lite05() {
+    let Some(moq) = reference_bin("moq") else {
+        return;
+    };
+    let relay = Relay::start("");
+    let url = format!("moqt://127.0.0.1:{}/anon", relay.addr.port());
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.mp4");
+    let moq_args = |args: &[&str]| {
+        let mut cmd = Command::new(&moq);
+        cmd.args([
+            "--connect",
+            &url,
+            "--connect-tls-insecure",
+            "--connect-version",
+            "moq-lite-05",
+        ])
+        .arg("--connect-websocket-enabled=false")
+        .args(["--broadcast", "test.hang"])
+        .args(args)
+        .env_remove("RUST_LOG");
+        cmd
+    };
+    // Eight seconds of a 30 fps test pattern, one group (GOP) per second, paced in real time.
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=30",
+        ])
+        .args([
+            "-t",
+            "8",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+        ])
+        .args([
+            "-f",
+            "mp4",
+            "-movflags",
+            "cmaf+separate_moof+delay_moov+skip_trailer+frag_every_frame",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg runs");
+    let publisher = moq_args(&["import", "fmp4"])
+        .stdin(ffmpeg.stdout.take().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moq publishes");
+    let (_ffmpeg, _publisher) = (Proc(ffmpeg), Proc(publisher));
+    relay
+        .wait_log(Duration::from_secs(20), |l| {
+            l.contains("publisher announced") && l.contains("anon/test.hang")
+        })
+        .unwrap_or_else(|| panic!("moq-cli announces test.hang:\n{}", relay.log_text()));
+    let file = std::fs::File::create(&out_path).unwrap();
+    let log_path = dir.path().join("subscriber.log");
+    let subscriber = moq_args(&["export", "fmp4"])
+        .stdout(file)
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("moq subscribes");
+    let mut subscriber = Proc(subscriber);
+    std::thread::sleep(Duration::from_secs(5));
+    // SIGTERM (not SIGKILL) so the exporter flushes what it buffered.
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(subscriber.0.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = subscriber.0.wait();
+    assert!(
+        relay.count_log(|l| l.contains("session authorized") && l.contains("moq-lite-05")) >= 2,
+        "both moq-cli sessions ran moq-lite-05:\n{}",
+        relay.log_text()
+    );
+    let (codec, width, height, frames) = probe_video(&out_path).unwrap_or_else(|| {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let size = std::fs::metadata(&out_path).map_or(0, |m| m.len());
+        let _ = std::fs::copy(&out_path, "/tmp/interop-out.mp4");
+        panic!(
+            "ffprobe reads {} ({size} bytes); subscriber said:\n{log}",
+            out_path.display()
+        )
+    });
+    assert_eq!((codec.as_str(), width, height), ("h264", 640, 360));
+    assert!(
+        frames >= 60,
+        "at least two seconds of video came out, got {frames} frames"
+    );
+}

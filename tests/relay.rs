@@ -214,6 +214,28 @@ fn publisher_sees_one_subscribe_however_many_subscribers() {
         .filter(|e| matches!(e, Event::TrackRequested { .. }))
         .count();
     assert_eq!(tracks, 1, "one upstream TRACK");
+
+    // Once nobody watches, the relay ends its upstream subscription (after a short grace),
+    // and the next viewer starts a new one; nobody's session is harmed on the way.
+    late.unsubscribe(0);
+    let unsubscribed = |e: &[Event]| e.iter().any(|e| matches!(e, Event::Unsubscribed { .. }));
+    let deadline = Instant::now() + WAIT;
+    while !unsubscribed(&publisher.events) && Instant::now() < deadline {
+        let _ = publisher.poll(Duration::from_millis(10));
+        let _ = late.poll(Duration::from_millis(1));
+    }
+    assert!(
+        unsubscribed(&publisher.events),
+        "upstream unsubscribed when unused"
+    );
+    let mut next = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    next.subscribe("dedup", "audio");
+    wait_subscribed(&mut publisher, std::slice::from_mut(&mut next), 2);
+    publisher.send_group("dedup", "audio", 1, &[b"y"]);
+    assert!(wait_with(&mut next, &mut publisher, |e| groups_done(e).contains(&1)));
+    let _ = publisher.poll(Duration::from_millis(100));
+    assert_eq!(publisher.closed(), None, "the publisher's session survives");
+    assert_eq!(late.closed(), None, "the viewer's session survives");
 }
 
 #[test]
@@ -462,14 +484,18 @@ fn a_slow_subscriber_skips_ahead_without_slowing_anyone() {
     assert!(wait_with(&mut fast, &mut publisher, |e| groups_done(e).contains(&0)));
     assert!(wait_with(&mut slow, &mut publisher, |e| groups_done(e).contains(&0)));
 
-    // Thirty 16 KiB groups while the slow viewer reads nothing.
+    // Thirty 16 KiB groups at the pace their timestamps say (two frames 33 ms apart each),
+    // while the slow viewer reads nothing.
     let frame = vec![7u8; 8 * 1024];
     let groups = 30u64;
     for seq in 1..=groups {
         publisher.send_group("busy", "t", seq, &[&frame, &frame]);
-        let _ = publisher.poll(Duration::from_millis(2));
-        let _ = fast.poll(Duration::from_millis(2));
-        let _ = slow.pump_only(Duration::from_millis(1));
+        let next = Instant::now() + Duration::from_millis(66);
+        while Instant::now() < next {
+            let _ = publisher.poll(Duration::from_millis(1));
+            let _ = fast.poll(Duration::from_millis(1));
+            let _ = slow.pump_only(Duration::from_millis(1));
+        }
     }
     assert!(
         wait_with(&mut fast, &mut publisher, |e| groups_done(e).len()

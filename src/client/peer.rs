@@ -561,6 +561,14 @@ impl MoqClient {
                 if *outcome != ReadOutcome::Open {
                     self.events.push(Event::Unsubscribed { id: sub });
                     self.downstreams.retain(|d| d.stream != id);
+                    // Answer the unsubscribe as a publisher does: END (lite-05), then FIN.
+                    let mut buf = Vec::new();
+                    if v == Version::Lite05 {
+                        SubscribeResponse::End { group: 0 }
+                            .encode(v, &mut buf)
+                            .unwrap();
+                    }
+                    self.write(id, &buf, true);
                     return Role::Done;
                 }
                 role
@@ -589,6 +597,8 @@ impl MoqClient {
                         max_age_ms: info.max_latency_ms,
                         timescale: info.timescale,
                     });
+                    // Reply read: finish our side, as moq-net requesters do.
+                    self.write(id, &[], true);
                     Role::Done
                 }
                 _ if *outcome != ReadOutcome::Open => Role::Done,

@@ -485,9 +485,6 @@ impl Consumer {
         let max_frame = env.shard.config.cache.max_group_bytes as u64;
         loop {
             if ingest.pending.is_none() {
-                if inbound.buf.is_empty() {
-                    break;
-                }
                 match inbound.decode(|b| FrameHeader::decode(version, b)) {
                     Ok(Some(header))
                         if header.size > max_frame || header.size > wire::MAX_FRAME_SIZE =>

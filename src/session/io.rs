@@ -61,8 +61,13 @@ impl Inbound {
         }
     }
 
-    /// Decodes one len-prefixed message from the front, if it is all here.
+    /// Decodes one len-prefixed message from the front, if it is all here. An empty buffer
+    /// is `None` even after the FIN (a clean end: callers check [`Self::finished`]); a FIN
+    /// inside a message is [`DecodeError::ShortBody`].
     pub fn message<M: Message>(&mut self, version: Version) -> Result<Option<M>, DecodeError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
         match M::decode(version, &self.buf) {
             Ok((message, used)) => {
                 let _ = self.buf.split_to(used);
@@ -74,11 +79,15 @@ impl Inbound {
         }
     }
 
-    /// Decodes a value with its own framing from the front, if it is all here.
+    /// Decodes a value with its own framing from the front, if it is all here; empty and
+    /// FIN rules as for [`Self::message`].
     pub fn decode<T>(
         &mut self,
         decode: impl FnOnce(&[u8]) -> Result<(T, usize), DecodeError>,
     ) -> Result<Option<T>, DecodeError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
         match decode(&self.buf) {
             Ok((value, used)) => {
                 let _ = self.buf.split_to(used);

@@ -458,6 +458,9 @@ impl Session {
             peer_hop: self.consumer.peer_hop,
         };
         self.server.react(&ctx, streams, &mut self.outbound);
+        for id in self.server.take_done() {
+            self.retire(id);
+        }
         Ok(())
     }
 

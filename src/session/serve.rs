@@ -48,6 +48,8 @@ pub struct Server {
     announces: HashMap<StreamId, AnnounceServe>,
     tracks: HashMap<StreamId, TrackServe>,
     subscriptions: HashMap<StreamId, Downstream>,
+    /// Peer streams we are done with (answered or refused), for the session to retire.
+    done: Vec<StreamId>,
 }
 
 impl Server {
@@ -128,6 +130,11 @@ impl Server {
         out.push(buf);
         tracing::debug!(prefix = %serve.prefix, "serving announcements");
         self.announces.insert(id, serve);
+    }
+
+    /// Peer streams answered or refused since the last call.
+    pub fn take_done(&mut self) -> Vec<StreamId> {
+        std::mem::take(&mut self.done)
     }
 
     /// Reads a TRACK stream (lite-05). Returns whether to keep reading it.
@@ -262,6 +269,7 @@ impl Server {
         }
         for id in done {
             self.subscriptions.remove(&id);
+            self.done.push(id);
         }
     }
 
@@ -318,6 +326,7 @@ impl Server {
             self.announces.remove(&id);
             refuse(streams, id, code::TOO_FAR_BEHIND);
             outbound.remove(&id);
+            self.done.push(id);
         }
     }
 
@@ -327,11 +336,13 @@ impl Server {
         streams: &mut dyn Streams,
         outbound: &mut HashMap<StreamId, Outbound>,
     ) {
+        let done = &mut self.done;
         self.tracks.retain(|&id, serve| {
             let track = serve.handle.track();
             if let Some(TrackEnd::Failed(c)) = track.end() {
                 refuse(streams, id, c);
                 outbound.remove(&id);
+                done.push(id);
                 return false;
             }
             let Some(info) = track.info() else {
@@ -348,6 +359,7 @@ impl Server {
                 out.push(buf);
                 out.finish();
             }
+            done.push(id);
             false
         });
     }
