@@ -527,3 +527,64 @@ fn a_slow_subscriber_skips_ahead_without_slowing_anyone() {
         vec![frame.clone(), frame.clone()]
     );
 }
+
+#[test]
+fn the_upstream_subscription_carries_the_aggregate_of_every_viewer() {
+    let relay = Relay::start("");
+    let mut publisher = publisher(&relay, Version::Lite05, "terms");
+    let mut viewers = Vec::new();
+    let mut first = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    first.subscribe_with("terms", "t", 10, 100);
+    viewers.push(first);
+    wait_subscribed(&mut publisher, &mut viewers, 1);
+    let subscribed = publisher.events.iter().find_map(|e| match e {
+        Event::Subscribed {
+            priority,
+            max_latency_ms,
+            ..
+        } => Some((*priority, *max_latency_ms)),
+        _ => None,
+    });
+    assert_eq!(subscribed, Some((10, 100)));
+    // More demanding viewers, on whichever shard they land: one SUBSCRIBE_UPDATE (or a few)
+    // raises the upstream terms to the highest priority and the longest max age.
+    for (priority, max_latency) in [(200, 50), (5, 3000), (1, 1)] {
+        let mut viewer = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+        viewer.subscribe_with("terms", "t", priority, max_latency);
+        viewers.push(viewer);
+    }
+    let latest = |events: &[Event]| {
+        events.iter().rev().find_map(|e| match e {
+            Event::Updated {
+                priority,
+                max_latency_ms,
+                ..
+            } => Some((*priority, *max_latency_ms)),
+            _ => None,
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while latest(&publisher.events) != Some((200, 3000)) && Instant::now() < deadline {
+        let _ = publisher.poll(Duration::from_millis(2));
+        poll_all(&mut viewers, 1);
+    }
+    assert_eq!(
+        latest(&publisher.events),
+        Some((200, 3000)),
+        "{:?}",
+        publisher.events
+    );
+    assert_eq!(
+        subscribes(&publisher.events),
+        1,
+        "still one upstream subscription"
+    );
+    // The most demanding viewer leaves: the terms come back down.
+    viewers[1].unsubscribe(0);
+    let deadline = Instant::now() + WAIT;
+    while latest(&publisher.events) != Some((10, 3000)) && Instant::now() < deadline {
+        let _ = publisher.poll(Duration::from_millis(2));
+        poll_all(&mut viewers, 1);
+    }
+    assert_eq!(latest(&publisher.events), Some((10, 3000)));
+}

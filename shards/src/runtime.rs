@@ -530,7 +530,16 @@ where
         .map(|s| unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) })
         .collect();
 
-    let connected = futures_lite::future::or(async { Some(mesh.connect().await) }, async {
+    // glommio only re-polls a channel end waiting for its peer when this executor wakes for
+    // some other reason: a peer that connects after we parked would never wake us. A short
+    // ticker keeps the reactor turning until every end is connected.
+    let ticker = async {
+        loop {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    let connect = futures_lite::future::or(async { Some(mesh.connect().await) }, ticker);
+    let connected = futures_lite::future::or(connect, async {
         stop.stopped().await;
         None
     })

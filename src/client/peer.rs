@@ -7,7 +7,8 @@ use crate::transport::quic::QuicSettings;
 use crate::transport::{StreamId, Streams};
 use crate::wire::{
     Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BidiType, FrameHeader, GroupHeader,
-    Message, Setup, Subscribe, SubscribeResponse, TrackInfo, TrackRequest, UniType, Version,
+    Message, Setup, Subscribe, SubscribeResponse, SubscribeUpdate, TrackInfo, TrackRequest,
+    UniType, Version,
 };
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -20,11 +21,19 @@ use std::time::{Duration, Instant};
 pub enum Event {
     /// The relay asked for our announcements under `prefix`.
     AnnounceRequested { prefix: String },
-    /// The relay subscribed to one of our tracks.
+    /// The relay subscribed to one of our tracks, with these terms.
     Subscribed {
         broadcast: String,
         track: String,
         id: u64,
+        priority: u8,
+        max_latency_ms: u64,
+    },
+    /// The relay changed the terms of subscription `id` (SUBSCRIBE_UPDATE).
+    Updated {
+        id: u64,
+        priority: u8,
+        max_latency_ms: u64,
     },
     /// The relay asked for TRACK_INFO.
     TrackRequested { broadcast: String, track: String },
@@ -294,6 +303,17 @@ impl MoqClient {
 
     /// Subscribes to `broadcast`/`track` from the latest group; returns the subscription id.
     pub fn subscribe(&mut self, broadcast: &str, track: &str) -> u64 {
+        self.subscribe_with(broadcast, track, 0, 0)
+    }
+
+    /// Subscribes with a priority and a max latency (ms).
+    pub fn subscribe_with(
+        &mut self,
+        broadcast: &str,
+        track: &str,
+        priority: u8,
+        max_latency_ms: u64,
+    ) -> u64 {
         let id = self.next_sub;
         self.next_sub += 1;
         if self.version == Version::Lite05 {
@@ -316,8 +336,8 @@ impl MoqClient {
             id,
             broadcast: broadcast.to_string(),
             track: track.to_string(),
-            priority: 0,
-            max_latency_ms: 0,
+            priority,
+            max_latency_ms,
             start_group: None,
             end_group: None,
         };
@@ -530,6 +550,8 @@ impl MoqClient {
                     broadcast: request.broadcast.clone(),
                     track: request.track.clone(),
                     id: request.id,
+                    priority: request.priority,
+                    max_latency_ms: request.max_latency_ms,
                 });
                 if v == Version::Lite04 {
                     let mut buf = Vec::new();
@@ -557,7 +579,13 @@ impl MoqClient {
                 )
             }
             Role::ServeSubscribe { id: sub } => {
-                inbound.buf.clear();
+                while let Ok(Some(update)) = inbound.message::<SubscribeUpdate>(v) {
+                    self.events.push(Event::Updated {
+                        id: sub,
+                        priority: update.priority,
+                        max_latency_ms: update.max_latency_ms,
+                    });
+                }
                 if *outcome != ReadOutcome::Open {
                     self.events.push(Event::Unsubscribed { id: sub });
                     self.downstreams.retain(|d| d.stream != id);

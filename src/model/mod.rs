@@ -3,9 +3,11 @@
 //! and out of it; nothing here knows about streams, sockets or encodings.
 
 mod announced;
+mod demand;
 mod group;
 mod track;
 
 pub use announced::{AnnounceEvent, AnnounceWatch, AnnouncedSet};
+pub use demand::Demand;
 pub use group::{Frame, Group, GroupState};
 pub use track::{CacheLimits, Track, TrackEnd, TrackEvent, TrackInfo};

@@ -4,7 +4,7 @@
 //! packets) travel on separate lanes, so control never waits behind a media backlog. Every
 //! event of one track travels on the data lane, keeping a replica's view in order.
 
-use crate::model::TrackEvent;
+use crate::model::{Demand, TrackEvent};
 use bytes::Bytes;
 use std::net::SocketAddr;
 
@@ -41,7 +41,16 @@ pub enum Control {
         track: String,
         from: usize,
         replica: u64,
-        priority: u8,
+        demand: Option<Demand>,
+    },
+    /// Replica shard to owner: the replica's users now want `demand` together (`None`:
+    /// nothing right now).
+    Demand {
+        broadcast: String,
+        track: String,
+        from: usize,
+        replica: u64,
+        demand: Option<Demand>,
     },
     /// Replica shard to owner: replica `replica` is gone.
     Disinterest {
@@ -57,7 +66,15 @@ pub enum Control {
         track_id: u64,
         broadcast: String,
         track: String,
-        priority: u8,
+        /// `None` while only TRACK_INFO is wanted.
+        demand: Option<Demand>,
+    },
+    /// Owner to publisher shard: the aggregate for owner track `track_id` changed.
+    UpstreamUpdate {
+        session: u64,
+        owner: usize,
+        track_id: u64,
+        demand: Demand,
     },
     /// Owner to publisher shard: stop the upstream subscription of owner track `track_id`.
     UpstreamUnsubscribe {

@@ -4,7 +4,7 @@ use super::messages::{Control, Data, SessionRef};
 use super::outbox::Outbox;
 use super::owner::OwnedBroadcast;
 use super::tracks::TrackEntry;
-use crate::model::{AnnouncedSet, CacheLimits};
+use crate::model::{AnnouncedSet, CacheLimits, Demand};
 use crate::notify::Notify;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
@@ -29,12 +29,18 @@ pub struct RelayConfig {
 /// A request from the owner of a track to the publisher session that carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamRequest {
+    /// Open the track upstream; subscribe too once `demand` is known.
     Subscribe {
         owner: usize,
         track_id: u64,
         broadcast: String,
         track: String,
-        priority: u8,
+        demand: Option<Demand>,
+    },
+    Update {
+        owner: usize,
+        track_id: u64,
+        demand: Demand,
     },
     Unsubscribe {
         owner: usize,
@@ -248,8 +254,18 @@ impl RelayShard {
                 track,
                 from,
                 replica,
-                priority,
-            } => self.on_interest(broadcast, track, from, replica, priority),
+                demand,
+            } => {
+                self.on_interest(broadcast.clone(), track.clone(), from, replica);
+                self.on_demand(&broadcast, &track, from, replica, demand);
+            }
+            Control::Demand {
+                broadcast,
+                track,
+                from,
+                replica,
+                demand,
+            } => self.on_demand(&broadcast, &track, from, replica, demand),
             Control::Disinterest {
                 broadcast,
                 track,
@@ -262,7 +278,7 @@ impl RelayShard {
                 track_id,
                 broadcast,
                 track,
-                priority,
+                demand,
             } => self.to_session(
                 session,
                 UpstreamRequest::Subscribe {
@@ -270,7 +286,20 @@ impl RelayShard {
                     track_id,
                     broadcast,
                     track,
-                    priority,
+                    demand,
+                },
+            ),
+            Control::UpstreamUpdate {
+                session,
+                owner,
+                track_id,
+                demand,
+            } => self.to_session(
+                session,
+                UpstreamRequest::Update {
+                    owner,
+                    track_id,
+                    demand,
                 },
             ),
             Control::UpstreamUnsubscribe {

@@ -2,24 +2,30 @@
 //! and how events reach them.
 //!
 //! Interest flows towards the owner (local users, then one `Interest` per replica shard,
-//! then one upstream subscription); events flow back (upstream session, owner, replicas).
+//! then one upstream subscription), each step folding its users' [`Demand`]s into one;
+//! events flow back (upstream session, owner, replicas).
 
 use super::messages::{Control, Data, SessionRef};
 use super::shard::RelayShard;
-use crate::model::{Track, TrackEnd, TrackEvent};
+use crate::model::{Demand, Track, TrackEnd, TrackEvent};
 use crate::wire::error_code::stream as stream_code;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+/// A replica shard's interest in an owner's track.
+pub(super) struct Remote {
+    pub shard: usize,
+    pub replica: u64,
+    pub demand: Option<Demand>,
+}
+
 /// Owner-only state of a track entry.
 #[derive(Default)]
 pub(super) struct OwnerState {
-    /// Replica shards and their entry ids.
-    pub remotes: RefCell<Vec<(usize, u64)>>,
+    /// Replica shards, their entry ids and their aggregated demand.
+    pub remotes: RefCell<Vec<Remote>>,
     /// The publisher session currently subscribed upstream.
     pub upstream: Cell<Option<SessionRef>>,
-    /// Highest subscriber priority seen (the aggregate sent upstream).
-    pub priority: Cell<u8>,
 }
 
 /// Whether an entry is authoritative here or fed by the owner.
@@ -34,18 +40,57 @@ pub struct TrackEntry {
     pub(super) key: (String, String),
     pub(super) track: Rc<Track>,
     pub(super) users: Cell<usize>,
+    /// What each local user (by handle id) wants; TRACK-only users want nothing.
+    demands: RefCell<Vec<(u64, Demand)>>,
+    /// The aggregate last told to the owner (replicas) or upstream (owners).
+    announced_demand: Cell<Option<Demand>>,
     pub(super) kind: EntryKind,
+}
+
+impl TrackEntry {
+    /// Everything wanted of this track here: local users, and for owners every replica.
+    fn demand(&self) -> Option<Demand> {
+        let local = self
+            .demands
+            .borrow()
+            .iter()
+            .map(|(_, d)| *d)
+            .collect::<Vec<_>>();
+        let remote = match &self.kind {
+            EntryKind::Owner(state) => state
+                .remotes
+                .borrow()
+                .iter()
+                .filter_map(|r| r.demand)
+                .collect(),
+            EntryKind::Replica { .. } => Vec::new(),
+        };
+        Demand::union_all(local.into_iter().chain(remote))
+    }
 }
 
 /// A session's use of a track; dropping it releases the interest.
 pub struct TrackHandle {
     shard: Rc<RelayShard>,
     entry: Rc<TrackEntry>,
+    id: u64,
 }
 
 impl TrackHandle {
     pub fn track(&self) -> &Rc<Track> {
         &self.entry.track
+    }
+
+    /// Changes what this user wants (a SUBSCRIBE_UPDATE).
+    pub fn set_demand(&self, demand: Demand) {
+        {
+            let mut demands = self.entry.demands.borrow_mut();
+            match demands.iter_mut().find(|(id, _)| *id == self.id) {
+                Some(slot) => slot.1 = demand,
+                None => demands.push((self.id, demand)),
+            }
+        }
+        self.shard.demand_changed(&self.entry);
     }
 }
 
@@ -55,8 +100,13 @@ const IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for TrackHandle {
     fn drop(&mut self) {
+        self.entry
+            .demands
+            .borrow_mut()
+            .retain(|(id, _)| *id != self.id);
         let users = self.entry.users.get() - 1;
         self.entry.users.set(users);
+        self.shard.demand_changed(&self.entry);
         if users == 0 {
             let (shard, entry) = (self.shard.clone(), self.entry.clone());
             glommio::spawn_local(async move {
@@ -70,35 +120,39 @@ impl Drop for TrackHandle {
 
 impl RelayShard {
     /// Uses track `name` of `broadcast` (absolute path), creating the local entry and
-    /// registering interest with the owner when this is its first user here.
-    pub fn open_track(self: &Rc<Self>, broadcast: &str, name: &str, priority: u8) -> TrackHandle {
+    /// registering interest with the owner when this is its first user here. `demand` is
+    /// what a subscriber wants; `None` for users that only need the track's info.
+    pub fn open_track(
+        self: &Rc<Self>,
+        broadcast: &str,
+        name: &str,
+        demand: Option<Demand>,
+    ) -> TrackHandle {
         let key = (broadcast.to_string(), name.to_string());
+        let id = self.next_id();
         let existing = self.tracks.borrow().get(&key).cloned();
         let entry = match existing {
             Some(entry) => entry,
-            None => self.create_entry(key, priority),
+            None => self.create_entry(key),
         };
         entry.users.set(entry.users.get() + 1);
-        if let EntryKind::Owner(state) = &entry.kind {
-            if priority > state.priority.get() {
-                state.priority.set(priority);
-            }
-        }
-        TrackHandle {
+        let handle = TrackHandle {
             shard: self.clone(),
             entry,
+            id,
+        };
+        if let Some(demand) = demand {
+            handle.set_demand(demand);
         }
+        handle
     }
 
-    fn create_entry(self: &Rc<Self>, key: (String, String), priority: u8) -> Rc<TrackEntry> {
+    fn create_entry(self: &Rc<Self>, key: (String, String)) -> Rc<TrackEntry> {
         let owner = self.owner_of(&key.0);
         let id = self.next_id();
         let track = Rc::new(Track::new(key.0.clone(), key.1.clone(), self.config.cache));
         let kind = if owner == self.id {
-            EntryKind::Owner(OwnerState {
-                priority: Cell::new(priority),
-                ..OwnerState::default()
-            })
+            EntryKind::Owner(OwnerState::default())
         } else {
             EntryKind::Replica { owner }
         };
@@ -107,6 +161,8 @@ impl RelayShard {
             key: key.clone(),
             track,
             users: Cell::new(0),
+            demands: RefCell::new(Vec::new()),
+            announced_demand: Cell::new(None),
             kind,
         });
         self.tracks.borrow_mut().insert(key.clone(), entry.clone());
@@ -122,11 +178,52 @@ impl RelayShard {
                     track: key.1,
                     from: self.id,
                     replica: id,
-                    priority,
+                    demand: None,
                 },
             ),
         }
         entry
+    }
+
+    /// Tells the owner (from a replica) or the publisher (from the owner) when what this
+    /// entry's users want together has changed.
+    pub(super) fn demand_changed(&self, entry: &Rc<TrackEntry>) {
+        let demand = entry.demand();
+        if demand == entry.announced_demand.get() {
+            return;
+        }
+        match &entry.kind {
+            EntryKind::Replica { owner } => {
+                entry.announced_demand.set(demand);
+                self.send_control(
+                    *owner,
+                    Control::Demand {
+                        broadcast: entry.key.0.clone(),
+                        track: entry.key.1.clone(),
+                        from: self.id,
+                        replica: entry.id,
+                        demand,
+                    },
+                );
+            }
+            EntryKind::Owner(state) => {
+                // With nobody left wanting groups the subscription stays as it is until the
+                // entry is released.
+                let (Some(session), Some(demand)) = (state.upstream.get(), demand) else {
+                    return;
+                };
+                entry.announced_demand.set(Some(demand));
+                self.send_control(
+                    session.shard,
+                    Control::UpstreamUpdate {
+                        session: session.id,
+                        owner: self.id,
+                        track_id: entry.id,
+                        demand,
+                    },
+                );
+            }
+        }
     }
 
     /// Drops an entry nobody uses any more (locally, and for owners, remotely).
@@ -178,7 +275,6 @@ impl RelayShard {
         name: String,
         from: usize,
         replica: u64,
-        priority: u8,
     ) {
         if !self.owned.borrow().contains_key(&broadcast) {
             let event = TrackEvent::End(TrackEnd::Failed(stream_code::UNROUTABLE));
@@ -187,17 +283,41 @@ impl RelayShard {
         }
         let key = (broadcast, name);
         let existing = self.tracks.borrow().get(&key).cloned();
-        let entry = existing.unwrap_or_else(|| self.create_entry(key, priority));
+        let entry = existing.unwrap_or_else(|| self.create_entry(key));
         let EntryKind::Owner(state) = &entry.kind else {
             return;
         };
-        if priority > state.priority.get() {
-            state.priority.set(priority);
-        }
-        state.remotes.borrow_mut().push((from, replica));
+        state.remotes.borrow_mut().push(Remote {
+            shard: from,
+            replica,
+            demand: None,
+        });
         for event in entry.track.snapshot() {
             self.send_data(from, Data::Track { to: replica, event });
         }
+    }
+
+    /// Owner: a replica shard's users now want `demand` together.
+    pub(super) fn on_demand(
+        &self,
+        broadcast: &str,
+        name: &str,
+        from: usize,
+        replica: u64,
+        demand: Option<Demand>,
+    ) {
+        let key = (broadcast.to_string(), name.to_string());
+        let Some(entry) = self.tracks.borrow().get(&key).cloned() else {
+            return;
+        };
+        if let EntryKind::Owner(state) = &entry.kind {
+            for remote in state.remotes.borrow_mut().iter_mut() {
+                if (remote.shard, remote.replica) == (from, replica) {
+                    remote.demand = demand;
+                }
+            }
+        }
+        self.demand_changed(&entry);
     }
 
     /// Owner: a replica shard no longer wants this track.
@@ -210,9 +330,10 @@ impl RelayShard {
             state
                 .remotes
                 .borrow_mut()
-                .retain(|&(shard, id)| (shard, id) != (from, replica));
+                .retain(|r| (r.shard, r.replica) != (from, replica));
         }
         self.release(&entry);
+        self.demand_changed(&entry);
     }
 
     /// An event for entry `id`: applied here, and by an owner forwarded to every replica.
@@ -222,11 +343,11 @@ impl RelayShard {
             return;
         };
         if let EntryKind::Owner(state) = &entry.kind {
-            for &(shard, replica) in state.remotes.borrow().iter() {
+            for remote in state.remotes.borrow().iter() {
                 self.send_data(
-                    shard,
+                    remote.shard,
                     Data::Track {
-                        to: replica,
+                        to: remote.replica,
                         event: event.clone(),
                     },
                 );
@@ -276,6 +397,8 @@ impl RelayShard {
                         },
                     );
                 }
+                let demand = entry.demand();
+                entry.announced_demand.set(demand);
                 self.send_control(
                     route.shard,
                     Control::UpstreamSubscribe {
@@ -284,7 +407,7 @@ impl RelayShard {
                         track_id: entry.id,
                         broadcast: entry.key.0.clone(),
                         track: entry.key.1.clone(),
-                        priority: state.priority.get(),
+                        demand,
                     },
                 );
             }

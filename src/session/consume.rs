@@ -5,10 +5,11 @@
 use super::io::{Inbound, Outbound, ReadOutcome};
 use super::{Close, SessionEnv};
 use crate::auth::Scope;
-use crate::model::{Frame, TrackEnd, TrackEvent, TrackInfo};
+use crate::model::{Demand, Frame, TrackEnd, TrackEvent, TrackInfo};
 use crate::path;
 use crate::relay::{SessionRef, UpstreamInbox, UpstreamRequest};
 use crate::transport::{StreamId, Streams};
+use crate::wire::SubscribeUpdate;
 use crate::wire::{
     self, error_code::stream as code, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus,
     BidiType, FrameHeader, GroupHeader, Message, Subscribe, SubscribeResponse, TrackRequest,
@@ -20,11 +21,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Most bytes buffered for one of our control streams.
 const CONTROL_BUFFER: usize = wire::MAX_MESSAGE_SIZE + 16;
 
-/// One of our upstream subscriptions.
+/// One of our upstream tracks (and, once wanted, its subscription).
 struct Upstream {
     owner: usize,
     track_id: u64,
-    subscribe_stream: StreamId,
+    /// Broadcast path relative to the session root, and track name.
+    broadcast: String,
+    track: String,
+    /// The SUBSCRIBE stream, once someone wants the groups.
+    subscribe_stream: Option<StreamId>,
     /// The SUBSCRIBE_END sequence, once the publisher declared it.
     end: Option<u64>,
     /// The highest group sequence seen, for lite-04 ends.
@@ -113,16 +118,32 @@ impl Consumer {
                     track_id,
                     broadcast,
                     track,
-                    priority,
-                } => self.subscribe(
+                    demand,
+                } => self.open_upstream(
                     env, version, scope, streams, outbound, owner, track_id, &broadcast, &track,
-                    priority,
+                    demand,
                 ),
+                UpstreamRequest::Update {
+                    owner,
+                    track_id,
+                    demand,
+                } => {
+                    if let Some(&sub) = self.by_owner.get(&(owner, track_id)) {
+                        self.apply_demand(version, streams, outbound, sub, demand);
+                    }
+                }
                 UpstreamRequest::Unsubscribe { owner, track_id } => {
-                    if let Some(sub) = self.by_owner.remove(&(owner, track_id)) {
-                        if let Some(up) = self.upstreams.get_mut(&sub) {
-                            up.closing = true;
-                            outbound.entry(up.subscribe_stream).or_default().finish();
+                    let Some(sub) = self.by_owner.remove(&(owner, track_id)) else {
+                        continue;
+                    };
+                    let stream = self.upstreams.get_mut(&sub).and_then(|up| {
+                        up.closing = true;
+                        up.subscribe_stream
+                    });
+                    match stream {
+                        Some(stream) => outbound.entry(stream).or_default().finish(),
+                        None => {
+                            self.upstreams.remove(&sub);
                         }
                     }
                 }
@@ -131,8 +152,10 @@ impl Consumer {
         Ok(())
     }
 
+    /// Opens the upstream side of owner track `track_id`: TRACK on lite-05 (synthesized
+    /// info before), and SUBSCRIBE once someone wants its groups.
     #[allow(clippy::too_many_arguments)]
-    fn subscribe(
+    fn open_upstream(
         &mut self,
         env: &SessionEnv,
         version: Version,
@@ -143,7 +166,7 @@ impl Consumer {
         track_id: u64,
         broadcast: &str,
         track: &str,
-        priority: u8,
+        demand: Option<Demand>,
     ) {
         let fail = |code| {
             env.shard
@@ -175,42 +198,69 @@ impl Consumer {
             env.shard
                 .deliver(owner, track_id, TrackEvent::Info(TrackInfo::default()));
         }
-        let Ok(id) = streams.open_bidi() else {
-            return fail(code::INTERNAL);
-        };
-        let request = Subscribe {
-            id: subscription,
-            broadcast: relative.to_string(),
-            track: track.to_string(),
-            priority,
-            max_latency_ms: 0,
-            start_group: None,
-            end_group: None,
-        };
-        let mut buf = Vec::new();
-        if BidiType::Subscribe.encode(version, &mut buf).is_err()
-            || request.encode(version, &mut buf).is_err()
-        {
-            return fail(code::INTERNAL);
-        }
-        outbound.entry(id).or_default().push(buf);
-        self.own.insert(
-            id,
-            (Inbound::default(), OwnStream::Subscribe { subscription }),
-        );
         self.upstreams.insert(
             subscription,
             Upstream {
                 owner,
                 track_id,
-                subscribe_stream: id,
+                broadcast: relative.to_string(),
+                track: track.to_string(),
+                subscribe_stream: None,
                 end: None,
                 highest: None,
                 closing: false,
             },
         );
         self.by_owner.insert((owner, track_id), subscription);
-        tracing::debug!(broadcast, track, subscription, "subscribed upstream");
+        if let Some(demand) = demand {
+            self.apply_demand(version, streams, outbound, subscription, demand);
+        }
+    }
+
+    /// Subscribes upstream with `demand`, or updates the subscription to it.
+    fn apply_demand(
+        &mut self,
+        version: Version,
+        streams: &mut dyn Streams,
+        outbound: &mut HashMap<StreamId, Outbound>,
+        subscription: u64,
+        demand: Demand,
+    ) {
+        let Some(up) = self.upstreams.get_mut(&subscription) else {
+            return;
+        };
+        let mut buf = Vec::new();
+        if let Some(stream) = up.subscribe_stream {
+            if terms(demand).encode(version, &mut buf).is_ok() {
+                outbound.entry(stream).or_default().push(buf);
+            }
+            return;
+        }
+        let request = Subscribe {
+            id: subscription,
+            broadcast: up.broadcast.clone(),
+            track: up.track.clone(),
+            priority: demand.priority,
+            max_latency_ms: demand.max_age_ms,
+            start_group: demand.start,
+            end_group: demand.end,
+        };
+        let Ok(stream) = streams.open_bidi() else {
+            tracing::warn!(subscription, "no stream credit for an upstream SUBSCRIBE");
+            return;
+        };
+        if BidiType::Subscribe.encode(version, &mut buf).is_err()
+            || request.encode(version, &mut buf).is_err()
+        {
+            return;
+        }
+        outbound.entry(stream).or_default().push(buf);
+        self.own.insert(
+            stream,
+            (Inbound::default(), OwnStream::Subscribe { subscription }),
+        );
+        up.subscribe_stream = Some(stream);
+        tracing::debug!(broadcast = %up.broadcast, track = %up.track, subscription, "subscribed upstream");
     }
 
     /// Reads one of our own bidi streams.
@@ -567,6 +617,16 @@ impl Consumer {
         }
         // Open groups stay open: the owner's linger ends them after `ended` goes out.
         self.groups.clear();
+    }
+}
+
+/// The SUBSCRIBE_UPDATE carrying an aggregate.
+fn terms(demand: Demand) -> SubscribeUpdate {
+    SubscribeUpdate {
+        priority: demand.priority,
+        max_latency_ms: demand.max_age_ms,
+        start_group: demand.start,
+        end_group: demand.end,
     }
 }
 

@@ -69,8 +69,14 @@ impl Downstream {
         }
     }
 
-    /// Applies a SUBSCRIBE_UPDATE.
+    /// Applies a SUBSCRIBE_UPDATE (and tells the track, which may update upstream).
     pub fn update(&mut self, update: &wire::SubscribeUpdate) {
+        self.handle.set_demand(crate::model::Demand {
+            priority: update.priority,
+            max_age_ms: update.max_latency_ms,
+            start: update.start_group,
+            end: update.end_group,
+        });
         self.priority = update.priority;
         self.max_age_ms = update.max_latency_ms;
         self.end_cap = update.end_group;

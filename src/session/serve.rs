@@ -5,7 +5,7 @@ use super::egress::{Downstream, Step};
 use super::io::{Inbound, Outbound};
 use super::{Close, SessionEnv};
 use crate::auth::Scope;
-use crate::model::{AnnounceEvent, AnnounceWatch, TrackEnd};
+use crate::model::{AnnounceEvent, AnnounceWatch, Demand, TrackEnd};
 use crate::notify::Notify;
 use crate::path;
 use crate::relay::TrackHandle;
@@ -162,7 +162,7 @@ impl Server {
         };
         match resolve(ctx, &request.broadcast) {
             Some(broadcast) => {
-                let handle = ctx.env.shard.open_track(&broadcast, &request.track, 0);
+                let handle = ctx.env.shard.open_track(&broadcast, &request.track, None);
                 handle.track().watch(ctx.notify);
                 self.tracks.insert(id, TrackServe { handle });
                 self.answer_tracks(ctx.version, streams, outbound);
@@ -196,10 +196,10 @@ impl Server {
                 refuse(streams, id, code::UNROUTABLE);
                 return Ok(false);
             };
-            let handle = ctx
-                .env
-                .shard
-                .open_track(&broadcast, &request.track, request.priority);
+            let handle =
+                ctx.env
+                    .shard
+                    .open_track(&broadcast, &request.track, Some(demand_of(&request)));
             handle.track().watch(ctx.notify);
             let mut downstream = Downstream::new(&request, handle);
             downstream.accept(ctx.version, outbound.entry(id).or_default());
@@ -362,6 +362,16 @@ impl Server {
             done.push(id);
             false
         });
+    }
+}
+
+/// What a SUBSCRIBE asks of its track.
+fn demand_of(request: &Subscribe) -> Demand {
+    Demand {
+        priority: request.priority,
+        max_age_ms: request.max_latency_ms,
+        start: request.start_group,
+        end: request.end_group,
     }
 }
 
