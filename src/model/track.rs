@@ -60,6 +60,8 @@ pub struct CacheLimits {
     pub max_group_bytes: usize,
     /// At most this many groups are cached (the latest always among them).
     pub max_groups: usize,
+    /// Payload bytes a track may cache; the oldest non-latest groups go first.
+    pub max_track_bytes: usize,
 }
 
 impl Default for CacheLimits {
@@ -68,6 +70,7 @@ impl Default for CacheLimits {
             max_age: Duration::from_secs(30),
             max_group_bytes: 32 << 20,
             max_groups: 256,
+            max_track_bytes: 64 << 20,
         }
     }
 }
@@ -239,7 +242,7 @@ impl Track {
             return false;
         }
         groups.insert(sequence, Rc::new(Group::new(sequence)));
-        Self::prune(&mut groups, self.window(), self.limits.max_groups);
+        Self::prune(&mut groups, self.window(), &self.limits);
         true
     }
 
@@ -262,15 +265,21 @@ impl Track {
         publisher.min(self.limits.max_age)
     }
 
-    /// Drops non-latest groups idle for longer than `window`, and the oldest beyond `max`.
-    fn prune(groups: &mut BTreeMap<u64, Rc<Group>>, window: Duration, max: usize) {
+    /// Drops non-latest groups idle for longer than `window`, then the oldest ones while
+    /// the count or the bytes exceed the limits.
+    fn prune(groups: &mut BTreeMap<u64, Rc<Group>>, window: Duration, limits: &CacheLimits) {
         let Some(&latest) = groups.keys().next_back() else {
             return;
         };
         let now = Instant::now();
         groups.retain(|&seq, g| seq == latest || now.duration_since(g.last_write()) <= window);
-        while groups.len() > max.max(1) {
-            groups.pop_first();
+        let mut bytes: usize = groups.values().map(|g| g.bytes()).sum();
+        while groups.len() > 1
+            && (groups.len() > limits.max_groups || bytes > limits.max_track_bytes)
+        {
+            if let Some((_, oldest)) = groups.pop_first() {
+                bytes -= oldest.bytes();
+            }
         }
     }
 
@@ -381,5 +390,32 @@ mod tests {
         let info = track.info().unwrap();
         assert_eq!(info.max_age_ms, 1000);
         assert_eq!(info.timescale, 1000);
+    }
+}
+
+#[cfg(test)]
+mod byte_budget {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn the_oldest_groups_go_when_a_track_exceeds_its_byte_budget() {
+        let limits = CacheLimits {
+            max_track_bytes: 10,
+            ..CacheLimits::default()
+        };
+        let track = Track::new("b".into(), "t".into(), limits);
+        for seq in 0..4u64 {
+            track.apply(TrackEvent::GroupStart(seq));
+            let frame = Frame {
+                timestamp: seq,
+                payload: Bytes::from_static(b"abcd"),
+            };
+            track.apply(TrackEvent::Frame { group: seq, frame });
+        }
+        track.apply(TrackEvent::GroupStart(4));
+        // 4 bytes per group: groups 2 and 3 (8 bytes) and the empty latest fit; 0 and 1 went.
+        assert!(track.group(1).is_none());
+        assert!(track.group(2).is_some() && track.group(3).is_some() && track.group(4).is_some());
     }
 }

@@ -18,6 +18,8 @@ use crate::wire::{
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Most broadcasts one session may announce at once.
+const MAX_ROUTES: usize = 10_000;
 /// Most bytes buffered for one of our control streams.
 const CONTROL_BUFFER: usize = wire::MAX_MESSAGE_SIZE + 16;
 
@@ -364,6 +366,10 @@ impl Consumer {
                         if hops.iter().any(|&h| h != 0 && h == our_hop)
                             || hops.len() > wire::MAX_HOPS
                         {
+                            continue;
+                        }
+                        if !self.routes.contains(&absolute) && self.routes.len() >= MAX_ROUTES {
+                            tracing::warn!(broadcast = %absolute, limit = MAX_ROUTES, "too many broadcasts announced by one session; ignored");
                             continue;
                         }
                         tracing::info!(broadcast = %absolute, "publisher announced");
