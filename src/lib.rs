@@ -3,7 +3,8 @@
 //! The crate is layered as DESIGN.md describes: [`wire`] is the sans-IO codec, [`model`]
 //! the version-agnostic relay state, [`relay`] the per-shard state and mesh traffic,
 //! [`session`] the moq-lite role logic, [`transport`] the thin glommio drivers that move
-//! bytes, [`auth`] who may do what, and [`config`] the TOML + CLI.
+//! bytes, [`web`] the HTTP endpoints, [`auth`] who may do what, and [`config`] the TOML +
+//! CLI.
 
 pub mod auth;
 pub mod client;
@@ -15,4 +16,5 @@ pub mod relay;
 pub mod runtime;
 pub mod session;
 pub mod transport;
+pub mod web;
 pub mod wire;

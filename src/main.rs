@@ -20,6 +20,9 @@ fn main() -> ExitCode {
         for addr in &listening.quic {
             tracing::info!(%addr, shards = listening.shards, "listening for QUIC");
         }
+        for addr in &listening.http {
+            tracing::info!(%addr, "listening for HTTP");
+        }
         tracing::info!(fingerprint = %listening.fingerprint, "certificate");
         notify_systemd();
     });

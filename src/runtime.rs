@@ -8,6 +8,7 @@ use crate::relay::{Control, Data, RelayConfig, RelayShard};
 use crate::session::SessionEnv;
 use crate::transport::quic::{self, Endpoint, PacketOut, QuicSettings};
 use crate::transport::tls;
+use crate::web::{self, WebEnv};
 use shards::udp::{RecvBatch, Transmit, UdpSocket};
 use shards::Shard;
 use std::fmt;
@@ -40,6 +41,7 @@ struct ShardSettings {
     quic: QuicSettings,
     cert_pem: PathBuf,
     key_pem: PathBuf,
+    fingerprint: String,
     public: Vec<String>,
 }
 
@@ -47,6 +49,7 @@ struct ShardSettings {
 #[derive(Clone, Debug)]
 pub struct Listening {
     pub quic: Vec<SocketAddr>,
+    pub http: Vec<SocketAddr>,
     pub shards: usize,
     pub fingerprint: String,
 }
@@ -93,12 +96,14 @@ pub fn run(
         quic: quic_settings,
         cert_pem,
         key_pem,
+        fingerprint: cert.fingerprint_sha256.clone(),
         public: config.auth.public.clone(),
     });
     let runtime = shards::RuntimeConfig {
         shards: Some(config.server.shards),
         pin: config.server.pin,
         udp_bind: vec![config.server.listen],
+        tcp_bind: config.web.http.iter().map(|h| h.listen).collect(),
         ..shards::RuntimeConfig::default()
     };
     let fingerprint = cert.fingerprint_sha256.clone();
@@ -106,6 +111,7 @@ pub fn run(
         .on_ready(move |ready: &shards::ReadyInfo| {
             on_ready(&Listening {
                 quic: ready.udp_addrs.clone(),
+                http: ready.tcp_addrs.clone(),
                 shards: ready.shards,
                 fingerprint,
             })
@@ -178,6 +184,7 @@ impl PacketOut for UdpOut {
 async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) {
     let id = shard.id();
     let mut sockets = shard.take_udp_sockets();
+    let listeners = shard.take_tcp_listeners();
     let control_rx = shard.take_control_receivers();
     let data_rx = shard.take_data_receivers();
     let shard = Rc::new(shard);
@@ -213,6 +220,13 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
     {
         let endpoint = endpoint.clone();
         relay.set_packet_sink(move |from, to, payload| endpoint.on_forwarded(from, to, payload));
+    }
+    let auth = Auth {
+        public: settings.public.clone(),
+    };
+    for listener in listeners {
+        let web = WebEnv::new(relay.clone(), auth.clone(), settings.fingerprint.clone());
+        glommio::spawn_local(web::serve(listener, web)).detach();
     }
     tracing::debug!(shard = id, %local, gro = udp.gro_enabled(), gso = udp.max_gso_segments(), "shard up");
     let receive = async {

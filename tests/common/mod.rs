@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Relay {
     child: Child,
     pub addr: SocketAddr,
+    /// The HTTP listener (TCP).
+    pub http: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
@@ -29,7 +31,7 @@ impl Relay {
         let config = dir.path().join("relay.toml");
         let level = std::env::var("RELAY_LEVEL").unwrap_or_else(|_| "info".into());
         let text = format!(
-            "[log]\nlevel = \"{level}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ngenerate = [\"localhost\"]\n[auth]\npublic = \"anon\"\n{extra}\n"
+            "[log]\nlevel = \"{level}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ngenerate = [\"localhost\"]\n[web.http]\nlisten = \"127.0.0.1:0\"\n[auth]\npublic = \"anon\"\n{extra}\n"
         );
         std::fs::write(&config, text).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_moq-relay"))
@@ -60,6 +62,7 @@ impl Relay {
         let mut relay = Relay {
             child,
             addr: "127.0.0.1:0".parse().unwrap(),
+            http: "127.0.0.1:0".parse().unwrap(),
             log,
             _dir: dir,
         };
@@ -68,14 +71,12 @@ impl Relay {
                 l.contains("listening for QUIC")
             })
             .unwrap_or_else(|| panic!("relay did not start:\n{}", relay.log_text()));
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap();
-        relay.addr = addr.parse().unwrap();
+        relay.addr = addr_in(&line);
+        if let Some(line) =
+            relay.wait_log(Duration::from_secs(1), |l| l.contains("listening for HTTP"))
+        {
+            relay.http = addr_in(&line);
+        }
         relay
     }
 
@@ -102,6 +103,17 @@ impl Relay {
     pub fn count_log(&self, pred: impl Fn(&str) -> bool) -> usize {
         self.log.lock().unwrap().iter().filter(|l| pred(l)).count()
     }
+}
+
+fn addr_in(line: &str) -> SocketAddr {
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    addr.parse().unwrap()
 }
 
 impl Drop for Relay {

@@ -1,0 +1,12 @@
+//! The relay's HTTP/1.1 endpoints on each shard's TCP listener: `/certificate.sha256`,
+//! `/announced/*prefix`, `/fetch/*path`, `/health`. Bounded request heads, timeouts for slow
+//! or idle clients, and a connection limit per shard.
+
+mod fetch;
+mod request;
+mod response;
+mod routes;
+mod server;
+
+pub use request::{parse, HeadError, Request};
+pub use server::{serve, WebEnv};
