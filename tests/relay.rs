@@ -588,3 +588,26 @@ fn the_upstream_subscription_carries_the_aggregate_of_every_viewer() {
     }
     assert_eq!(latest(&publisher.events), Some((10, 3000)));
 }
+
+#[test]
+fn the_relay_picks_the_newest_version_whatever_order_the_client_offers() {
+    use moq_relay::client::QuicClient;
+    use moq_relay::transport::quic::QuicSettings;
+    let relay = Relay::start("");
+    let old_first: [&[u8]; 3] = [b"moq-lite-04", b"moq-lite-05", b"h3"];
+    let client =
+        QuicClient::connect(relay.addr, &old_first, &QuicSettings::default(), WAIT).unwrap();
+    assert_eq!(client.conn.application_proto(), b"moq-lite-05");
+    let only_old: [&[u8]; 1] = [b"moq-lite-04"];
+    let client =
+        QuicClient::connect(relay.addr, &only_old, &QuicSettings::default(), WAIT).unwrap();
+    assert_eq!(client.conn.application_proto(), b"moq-lite-04");
+    let unknown: [&[u8]; 1] = [b"moq-lite-99"];
+    assert!(QuicClient::connect(
+        relay.addr,
+        &unknown,
+        &QuicSettings::default(),
+        Duration::from_secs(2)
+    )
+    .is_err());
+}

@@ -16,15 +16,15 @@ pub struct QuicClient {
 }
 
 impl QuicClient {
-    /// Connects to `peer` offering exactly `alpn`, with our receive windows and limits from
+    /// Connects to `peer` offering `alpns` in that order, with our receive windows and limits from
     /// `settings`; does not verify the certificate.
     pub fn connect(
         peer: SocketAddr,
-        alpn: &[u8],
+        alpns: &[&[u8]],
         settings: &QuicSettings,
         timeout: Duration,
     ) -> io::Result<Self> {
-        let mut config = client_config(settings, &[alpn], false).map_err(other)?;
+        let mut config = client_config(settings, alpns, false).map_err(other)?;
         let socket = bind_like(peer)?;
         let local = socket.local_addr()?;
         let scid: [u8; 16] = rand::random();

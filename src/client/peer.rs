@@ -143,7 +143,7 @@ impl MoqClient {
         path: &str,
         settings: &QuicSettings,
     ) -> io::Result<Self> {
-        let quic = QuicClient::connect(relay, version.alpn(), settings, Duration::from_secs(5))?;
+        let quic = QuicClient::connect(relay, &[version.alpn()], settings, Duration::from_secs(5))?;
         let mut client = Self {
             quic,
             version,

@@ -35,17 +35,43 @@ pub fn alpn_list() -> Vec<&'static [u8]> {
 }
 
 /// Builds a server configuration presenting the certificate in `cert`/`key` (PEM files).
+///
+/// ALPN is chosen by our list order (newest first), not the client's: quiche's built-in
+/// selection walks the client's list, so we install our own callback on its TLS context and
+/// leave quiche's application protocols unset on the server.
 pub fn server_config(
     settings: &QuicSettings,
     cert: &Path,
     key: &Path,
 ) -> Result<quiche::Config, quiche::Error> {
-    let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION)?;
+    let mut tls = boring::ssl::SslContextBuilder::new(boring::ssl::SslMethod::tls())
+        .map_err(|_| quiche::Error::TlsFail)?;
+    tls.set_alpn_select_callback(|_, offered| {
+        select_alpn(&alpn_list(), offered).ok_or(boring::ssl::AlpnError::NOACK)
+    });
+    let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, tls)?;
     config.load_cert_chain_from_pem_file(&cert.to_string_lossy())?;
     config.load_priv_key_from_pem_file(&key.to_string_lossy())?;
     config.verify_peer(false);
-    apply(&mut config, settings)?;
+    apply(&mut config, settings);
     Ok(config)
+}
+
+/// The first protocol of `ours` that the client's wire-format list `offered` contains,
+/// as a slice of `offered`.
+fn select_alpn<'a>(ours: &[&[u8]], offered: &'a [u8]) -> Option<&'a [u8]> {
+    let mut client = Vec::new();
+    let mut rest = offered;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len);
+        if tail.len() < len {
+            return None;
+        }
+        client.push(&tail[..len]);
+        rest = &tail[len..];
+    }
+    ours.iter()
+        .find_map(|want| client.iter().find(|c| **c == *want).copied())
 }
 
 /// Builds a client configuration (our own client: cluster links, tests, bench).
@@ -56,13 +82,12 @@ pub fn client_config(
 ) -> Result<quiche::Config, quiche::Error> {
     let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION)?;
     config.verify_peer(verify);
-    apply(&mut config, settings)?;
+    apply(&mut config, settings);
     config.set_application_protos(alpns)?;
     Ok(config)
 }
 
-fn apply(config: &mut quiche::Config, settings: &QuicSettings) -> Result<(), quiche::Error> {
-    config.set_application_protos(&alpn_list())?;
+fn apply(config: &mut quiche::Config, settings: &QuicSettings) {
     config.set_max_idle_timeout(settings.idle_timeout.as_millis() as u64);
     config.set_max_recv_udp_payload_size(1500);
     config.set_max_send_udp_payload_size(1350);
@@ -79,5 +104,22 @@ fn apply(config: &mut quiche::Config, settings: &QuicSettings) -> Result<(), qui
     config.enable_dgram(true, 1024, 1024);
     config.set_cc_algorithm(quiche::CongestionControlAlgorithm::CUBIC);
     config.enable_pacing(false);
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_order_wins_over_the_clients() {
+        let offered = b"\x0bmoq-lite-04\x0bmoq-lite-05\x02h3";
+        let ours: Vec<&[u8]> = vec![b"moq-lite-05", b"moq-lite-04"];
+        assert_eq!(select_alpn(&ours, offered), Some(&b"moq-lite-05"[..]));
+        assert_eq!(
+            select_alpn(&ours, b"\x0bmoq-lite-04"),
+            Some(&b"moq-lite-04"[..])
+        );
+        assert_eq!(select_alpn(&ours, b"\x02h3"), None);
+        assert_eq!(select_alpn(&ours, b"\x0bmoq-lite"), None, "truncated list");
+    }
 }
