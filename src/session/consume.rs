@@ -68,7 +68,8 @@ struct GroupIngest {
 pub struct Consumer {
     /// The peer's hop id from its SETUP.
     pub peer_hop: u64,
-    started: bool,
+    /// How many of the session's publish prefixes we asked the peer about.
+    requested: usize,
     own: HashMap<StreamId, (Inbound, OwnStream)>,
     /// Absolute paths we announced on the peer's behalf.
     routes: HashSet<String>,
@@ -91,10 +92,15 @@ impl Consumer {
         streams: &mut dyn Streams,
         outbound: &mut HashMap<StreamId, Outbound>,
     ) -> Result<(), Close> {
-        if !self.started {
-            self.started = true;
-            for prefix in &scope.publish {
-                let Ok(id) = streams.open_bidi() else { break };
+        // One announce request per publish prefix; a transport that has no stream credit
+        // yet (QMux before the peer's parameters) gets the rest on a later poll.
+        while self.requested < scope.publish.len() {
+            let prefix = &scope.publish[self.requested];
+            let Ok(id) = streams.open_bidi() else {
+                break;
+            };
+            self.requested += 1;
+            {
                 let mut buf = Vec::new();
                 let request = AnnounceRequest {
                     prefix: prefix.clone(),

@@ -142,7 +142,9 @@ impl Session {
         if !self.setup_sent {
             self.send_setup(streams);
         }
-        if self.scope.is_none() && (self.version == Version::Lite04 || self.url_path.is_some()) {
+        // lite-04 has no SETUP: authorize at once (with the URL's path, if any). lite-05
+        // waits for the peer's SETUP, which carries the Role (and, on raw QUIC, the path).
+        if self.scope.is_none() && self.version == Version::Lite04 {
             let path = self.url_path.clone().unwrap_or_default();
             self.authorize(&path, wire::Role::Both)?;
         }

@@ -66,7 +66,10 @@ impl Server {
             let request = match inbound.message::<AnnounceRequest>(ctx.version) {
                 Ok(Some(request)) => request,
                 Ok(None) => return Ok(true),
-                Err(e) => return Err(Close::protocol("ANNOUNCE_REQUEST", e)),
+                Err(e) => {
+                    tracing::debug!(bytes = ?&inbound.buf[..inbound.buf.len().min(64)], "bad ANNOUNCE_REQUEST");
+                    return Err(Close::protocol("ANNOUNCE_REQUEST", e));
+                }
             };
             self.start_announce(ctx, id, request, outbound);
         }

@@ -33,11 +33,11 @@ pub async fn fetch(
     let notify = Notify::new();
     // The broadcast must be announced (routable) first.
     let watch = env
-        .shard
+        .shard()
         .announced
         .borrow_mut()
         .watch(broadcast.to_string(), notify.clone());
-    while env.shard.announced.borrow().get(broadcast).is_none() {
+    while env.shard().announced.borrow().get(broadcast).is_none() {
         if !wait(&notify, deadline).await {
             return respond(stream, response::error(504, keep)).await;
         }
@@ -47,7 +47,7 @@ pub async fn fetch(
         start: group,
         ..Demand::default()
     };
-    let handle = env.shard.open_track(broadcast, track, Some(demand));
+    let handle = env.shard().open_track(broadcast, track, Some(demand));
     let track = handle.track().clone();
     track.watch(&notify);
     let wanted = loop {

@@ -55,7 +55,7 @@ fn announced(env: &WebEnv, request: &Request, prefix: &str) -> Vec<u8> {
         path: prefix.to_string(),
         jwt: request.query("jwt").filter(|j| !j.is_empty()),
     };
-    let scope = match env.auth.authorize(&connect) {
+    let scope = match env.auth().authorize(&connect) {
         Ok(scope) => scope,
         Err(e) => {
             tracing::debug!(error = %e, "announced: refused");
@@ -63,7 +63,7 @@ fn announced(env: &WebEnv, request: &Request, prefix: &str) -> Vec<u8> {
         }
     };
     let names: Vec<String> = {
-        let announced = env.shard.announced.borrow();
+        let announced = env.shard().announced.borrow();
         announced
             .under(&scope.root)
             .filter_map(|(p, _)| scope.relative(p).map(str::to_string))
@@ -92,7 +92,7 @@ fn fetch_route(env: &WebEnv, request: &Request, rest: &str) -> Route {
         path: broadcast.to_string(),
         jwt: request.query("jwt").filter(|j| !j.is_empty()),
     };
-    match env.auth.authorize(&connect) {
+    match env.auth().authorize(&connect) {
         Ok(scope) if scope.may_subscribe("") => Route::Fetch {
             broadcast: scope.root,
             track: track.to_string(),

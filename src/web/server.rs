@@ -8,6 +8,7 @@ use super::response;
 use super::routes::{route, Route};
 use crate::auth::Auth;
 use crate::relay::RelayShard;
+use crate::session::SessionEnv;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use std::cell::Cell;
@@ -16,8 +17,8 @@ use std::time::{Duration, Instant};
 
 /// What the endpoints of one shard need.
 pub struct WebEnv {
-    pub shard: Rc<RelayShard>,
-    pub auth: Auth,
+    /// The shard's relay state and access rules, shared with QUIC sessions.
+    pub session: Rc<SessionEnv>,
     /// Lowercase hex SHA-256 of the leaf certificate's DER.
     pub fingerprint: String,
     /// How long a fetch waits for its broadcast, track and group.
@@ -26,14 +27,21 @@ pub struct WebEnv {
 }
 
 impl WebEnv {
-    pub fn new(shard: Rc<RelayShard>, auth: Auth, fingerprint: String) -> Rc<Self> {
+    pub fn new(session: Rc<SessionEnv>, fingerprint: String) -> Rc<Self> {
         Rc::new(Self {
-            shard,
-            auth,
+            session,
             fingerprint,
             fetch_wait: fetch::FETCH_WAIT,
             live: Cell::new(0),
         })
+    }
+
+    pub fn shard(&self) -> &Rc<RelayShard> {
+        &self.session.shard
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.session.auth
     }
 }
 
@@ -86,6 +94,11 @@ async fn connection(env: &WebEnv, mut stream: TcpStream) {
                 break;
             }
         };
+        if super::upgrade::is_websocket(&request) {
+            let leftover = std::mem::take(&mut buf);
+            super::upgrade::run(env, stream, request, leftover).await;
+            return;
+        }
         let keep = request.keep_alive();
         let outcome = match route(env, &request) {
             Route::Respond(bytes) => match stream.write_all(&bytes).await {

@@ -1,0 +1,134 @@
+//! The WebSocket upgrade on the HTTP listener and the task that then drives one moq-lite
+//! session over QMux: bytes from the socket into the sans-IO WebSocket/QMux state machine,
+//! the session on its streams, bytes back out, and QMux's timers.
+
+use super::request::Request;
+use super::response;
+use super::server::WebEnv;
+use crate::notify::Notify;
+use crate::session::Session;
+use crate::transport::qmux::{Config, QmuxConnection, Role, WsQmux};
+use crate::transport::websocket;
+use crate::wire::Version;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::time::Instant;
+
+/// Largest WebSocket message a client may send (a QMux record is far smaller).
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// Whether the request asks for a WebSocket.
+pub fn is_websocket(request: &Request) -> bool {
+    request
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Answers the upgrade and runs the session until either side ends it. `leftover` holds
+/// bytes the client sent after its request head.
+pub async fn run(env: &WebEnv, mut stream: TcpStream, request: Request, leftover: Vec<u8>) {
+    let headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let handshake = websocket::Request {
+        method: &request.method,
+        path: request.path(),
+        headers: &headers,
+    };
+    let accepted = match websocket::accept(&handshake) {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            tracing::debug!(error = ?e, "WebSocket upgrade refused");
+            let _ = stream.write_all(e.response().as_bytes()).await;
+            let _ = stream.close().await;
+            return;
+        }
+    };
+    let Some(version) = Version::from_alpn(accepted.moq_lite.as_bytes()) else {
+        let _ = stream.write_all(&response::error(400, false)).await;
+        return;
+    };
+    if stream
+        .write_all(accepted.response().as_bytes())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tracing::info!(subprotocol = accepted.subprotocol, shard = env.shard().id, %version, "session started (WebSocket)");
+    let now = Instant::now();
+    let config = Config {
+        version: accepted.qmux,
+        ..Config::default()
+    };
+    let mut ws = WsQmux::new(QmuxConnection::new(Role::Server, config, now), MAX_MESSAGE);
+    let notify = Notify::new();
+    let mut session = Session::new(
+        env.session.clone(),
+        version,
+        notify.clone(),
+        Some(request.target.clone()),
+    );
+    if !leftover.is_empty() && ws.on_bytes(&leftover, now).is_err() {
+        return;
+    }
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        session.poll(&mut ws.conn);
+        while let Some(bytes) = ws.poll_bytes() {
+            if stream.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        if ws.is_finished() || ws.conn.is_closed() && ws.end().is_some() {
+            break;
+        }
+        let deadline = ws.conn.next_timeout();
+        let event = {
+            let read = async { Wake::Read(stream.read(&mut chunk).await) };
+            let woken = async {
+                notify.notified().await;
+                Wake::Session
+            };
+            let timer = async {
+                match deadline {
+                    Some(at) => {
+                        glommio::timer::sleep(at.saturating_duration_since(Instant::now())).await
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+                Wake::Timer
+            };
+            futures_lite::future::or(read, futures_lite::future::or(woken, timer)).await
+        };
+        let now = Instant::now();
+        match event {
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
+            Wake::Read(Ok(n)) => {
+                if ws.on_bytes(&chunk[..n], now).is_err() {
+                    // Flush the close the codec queued, then end.
+                    while let Some(bytes) = ws.poll_bytes() {
+                        let _ = stream.write_all(&bytes).await;
+                    }
+                    break;
+                }
+            }
+            Wake::Session => {}
+            Wake::Timer => ws.on_timeout(now),
+        }
+    }
+    if let Some(reason) = ws.conn.close_reason() {
+        tracing::info!(?reason, "WebSocket session ended");
+    }
+    drop(session);
+    let _ = stream.close().await;
+}
+
+/// What woke the session task.
+enum Wake {
+    Read(std::io::Result<usize>),
+    Session,
+    Timer,
+}
