@@ -211,7 +211,7 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
         },
     });
     let endpoint = Endpoint::new(
-        env,
+        env.clone(),
         config,
         Rc::new(UdpOut(udp.clone())),
         MAX_CONNECTIONS_PER_SHARD,
@@ -221,11 +221,8 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
         let endpoint = endpoint.clone();
         relay.set_packet_sink(move |from, to, payload| endpoint.on_forwarded(from, to, payload));
     }
-    let auth = Auth {
-        public: settings.public.clone(),
-    };
     for listener in listeners {
-        let web = WebEnv::new(relay.clone(), auth.clone(), settings.fingerprint.clone());
+        let web = WebEnv::new(env.clone(), settings.fingerprint.clone());
         glommio::spawn_local(web::serve(listener, web)).detach();
     }
     tracing::debug!(shard = id, %local, gro = udp.gro_enabled(), gso = udp.max_gso_segments(), "shard up");

@@ -49,17 +49,25 @@ fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// moq-clock in `role` at `url`. An `http://` URL makes it pin the certificate from
+/// `/certificate.sha256`; every other URL skips certificate verification.
 fn clock(bin: &PathBuf, url: &str, broadcast: &str, role: &str) -> Proc {
-    let child = Command::new(bin)
-        .args([
-            "--url",
-            url,
-            "--tls-disable-verify",
-            "--broadcast",
-            broadcast,
-            role,
-        ])
-        .env("MOQ_CLIENT_WEBSOCKET_ENABLED", "false")
+    let mut command = Command::new(bin);
+    command.args(["--url", url]);
+    if !url.starts_with("http://") {
+        command.arg("--tls-disable-verify");
+    }
+    let child = command
+        .args(["--broadcast", broadcast, role])
+        // Only the WebSocket tests may race a WebSocket next to QUIC.
+        .env(
+            "MOQ_CLIENT_WEBSOCKET_ENABLED",
+            if url.starts_with("ws") {
+                "true"
+            } else {
+                "false"
+            },
+        )
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -83,13 +91,71 @@ fn moq_clock_publishes_and_subscribes_over_raw_quic() {
     };
     let relay = Relay::start("");
     let url = format!("moqt://127.0.0.1:{}", relay.addr.port());
-    let _publisher = clock(&bin, &url, "anon/clock", "publish");
+    clock_round_trip(&bin, &relay, &url, "anon/clock");
+}
+
+#[test]
+fn moq_clock_publishes_and_subscribes_over_websocket() {
+    let Some(bin) = reference_bin("moq-clock") else {
+        return;
+    };
+    let relay = Relay::start("");
+    let url = format!("ws://127.0.0.1:{}/anon", relay.http.port());
+    clock_round_trip(&bin, &relay, &url, "clock");
+    assert!(
+        relay.count_log(
+            |l| l.contains("session started (WebSocket)") && l.contains("qmux-00.moq-lite-04")
+        ) >= 2,
+        "both clocks came over QMux:\n{}",
+        relay.log_text()
+    );
+}
+
+#[test]
+fn moq_clock_publishes_and_subscribes_over_webtransport() {
+    let Some(bin) = reference_bin("moq-clock") else {
+        return;
+    };
+    let relay = Relay::start("");
+    let url = format!("https://127.0.0.1:{}/anon", relay.addr.port());
+    clock_round_trip(&bin, &relay, &url, "clock");
+    assert!(
+        relay.count_log(
+            |l| l.contains("session started (WebTransport)") && l.contains("moq-lite-04")
+        ) >= 2,
+        "both clocks came over WebTransport:\n{}",
+        relay.log_text()
+    );
+}
+
+#[test]
+fn moq_clock_pins_the_certificate_from_its_fingerprint() {
+    let Some(bin) = reference_bin("moq-clock") else {
+        return;
+    };
+    // QUIC and HTTP on one port, as the bootstrap expects: http://host:port/certificate.sha256,
+    // then WebTransport to https://host:port with that hash and no insecure flag.
+    let relay = Relay::start_with("", &["--listen", "127.0.0.1:0"]);
+    let port = relay.addr.port();
+    drop(relay);
+    let shared = format!("127.0.0.1:{port}");
+    let relay = Relay::start_with("", &["--listen", &shared, "--web-http-listen", &shared]);
+    let url = format!("http://127.0.0.1:{port}/anon");
+    clock_round_trip(&bin, &relay, &url, "clock");
+    assert!(relay.count_log(|l| l.contains("session started (WebTransport)")) >= 2);
+}
+
+/// moq-clock publishes `broadcast` at `url` and another moq-clock prints at least three
+/// consecutive live seconds of it.
+fn clock_round_trip(bin: &PathBuf, relay: &Relay, url: &str, broadcast: &str) {
+    let url = url.to_string();
+    let _publisher = clock(bin, &url, broadcast, "publish");
     relay
         .wait_log(Duration::from_secs(20), |l| {
             l.contains("publisher announced")
         })
         .expect("moq-clock announces its broadcast");
-    let mut subscriber = clock(&bin, &url, "anon/clock", "subscribe");
+    let mut subscriber = clock(bin, &url, broadcast, "subscribe");
     let lines = stdout_lines(&mut subscriber.0);
     let deadline = Instant::now() + Duration::from_secs(30);
     // The join burst (this minute's seconds so far) arrives at once; then one line per
@@ -148,21 +214,65 @@ fn moq_cli_carries_an_ffmpeg_stream_over_raw_quic_lite05() {
     };
     let relay = Relay::start("");
     let url = format!("moqt://127.0.0.1:{}/anon", relay.addr.port());
+    let flags = [
+        "--connect-tls-insecure",
+        "--connect-version",
+        "moq-lite-05",
+        "--connect-websocket-enabled=false",
+    ];
+    cli_round_trip(&moq, &relay, &url, &flags);
+}
+
+#[test]
+fn moq_cli_carries_an_ffmpeg_stream_over_websocket() {
+    let Some(moq) = reference_bin("moq") else {
+        return;
+    };
+    let relay = Relay::start("");
+    let url = format!("ws://127.0.0.1:{}/anon", relay.http.port());
+    cli_round_trip(&moq, &relay, &url, &[]);
+    assert!(
+        relay.count_log(
+            |l| l.contains("session started (WebSocket)") && l.contains("qmux-01.moq-lite-05")
+        ) >= 2,
+        "both moq-cli sessions came over QMux:\n{}",
+        relay.log_text()
+    );
+}
+
+#[test]
+fn moq_cli_carries_an_ffmpeg_stream_over_webtransport() {
+    let Some(moq) = reference_bin("moq") else {
+        return;
+    };
+    let relay = Relay::start("");
+    let url = format!("https://127.0.0.1:{}/anon", relay.addr.port());
+    let flags = [
+        "--connect-tls-insecure",
+        "--connect-websocket-enabled=false",
+    ];
+    cli_round_trip(&moq, &relay, &url, &flags);
+    assert!(
+        relay.count_log(
+            |l| l.contains("session started (WebTransport)") && l.contains("moq-lite-05")
+        ) >= 2,
+        "both moq-cli sessions came over WebTransport:\n{}",
+        relay.log_text()
+    );
+}
+
+/// ffmpeg's test pattern published by moq-cli at `url`, exported by another moq-cli, and
+/// checked with ffprobe.
+fn cli_round_trip(moq: &PathBuf, relay: &Relay, url: &str, flags: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.mp4");
     let moq_args = |args: &[&str]| {
-        let mut cmd = Command::new(&moq);
-        cmd.args([
-            "--connect",
-            &url,
-            "--connect-tls-insecure",
-            "--connect-version",
-            "moq-lite-05",
-        ])
-        .arg("--connect-websocket-enabled=false")
-        .args(["--broadcast", "test.hang"])
-        .args(args)
-        .env_remove("RUST_LOG");
+        let mut cmd = Command::new(moq);
+        cmd.args(["--connect", url])
+            .args(flags)
+            .args(["--broadcast", "test.hang"])
+            .args(args)
+            .env_remove("RUST_LOG");
         cmd
     };
     // Eight seconds of a 30 fps test pattern, one group (GOP) per second, paced in real time.

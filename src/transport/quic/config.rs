@@ -29,9 +29,12 @@ impl Default for QuicSettings {
     }
 }
 
-/// The ALPN protocols we serve, newest first, in TLS wire format.
+/// The ALPN protocols we serve, in our order of preference: moq-lite newest first, then
+/// `h3` for WebTransport.
 pub fn alpn_list() -> Vec<&'static [u8]> {
-    Version::ALL.iter().map(|v| v.alpn()).collect()
+    let mut list: Vec<&'static [u8]> = Version::ALL.iter().map(|v| v.alpn()).collect();
+    list.push(b"h3");
+    list
 }
 
 /// Builds a server configuration presenting the certificate in `cert`/`key` (PEM files).

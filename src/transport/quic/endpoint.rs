@@ -2,10 +2,10 @@
 //! connections, forwards misrouted packets to their owning shard, and runs one driver task
 //! per connection.
 
+use super::app::App;
 use super::cid::{self, CID_LEN};
 use super::connection::Connection;
-use crate::session::{Session, SessionEnv};
-use crate::wire::Version;
+use crate::session::SessionEnv;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -194,13 +194,12 @@ impl Endpoint {
     }
 
     async fn drive(self: Rc<Self>, conn: Rc<Connection>) {
-        let mut session: Option<Session> = None;
+        let mut app: Option<App> = None;
         let mut last_send = Instant::now();
         loop {
             let established = conn.quiche.borrow().is_established();
-            if established && session.is_none() {
-                let alpn = conn.alpn();
-                let Some(version) = Version::from_alpn(&alpn) else {
+            if established && app.is_none() {
+                let Some(started) = App::start(&self.env, &conn, &conn.notify) else {
                     let _ = conn
                         .quiche
                         .borrow_mut()
@@ -214,16 +213,19 @@ impl Endpoint {
                     .path_stats()
                     .next()
                     .map(|p| p.peer_addr);
-                tracing::info!(peer = ?peer, shard = self.env.shard.id, %version, "session started (raw QUIC)");
-                session = Some(Session::new(
-                    self.env.clone(),
-                    version,
-                    conn.notify.clone(),
-                    None,
-                ));
+                let alpn = String::from_utf8_lossy(&conn.alpn()).into_owned();
+                match started {
+                    App::Moq(_) => {
+                        tracing::info!(peer = ?peer, shard = self.env.shard.id, version = %alpn, "session started (raw QUIC)")
+                    }
+                    App::WebTransport { .. } => {
+                        tracing::debug!(peer = ?peer, shard = self.env.shard.id, "HTTP/3 connection established")
+                    }
+                }
+                app = Some(started);
             }
-            if let Some(session) = session.as_mut() {
-                conn.with_streams(|streams| session.poll(streams));
+            if let Some(app) = app.as_mut() {
+                app.poll(&self.env, &conn, &conn.notify);
                 self.issue_cids(&conn);
             }
             if self.flush(&conn) {
@@ -233,14 +235,14 @@ impl Endpoint {
                 break;
             }
             let now = Instant::now();
-            let ping_at = session.as_ref().map(|_| last_send + self.keep_alive);
+            let ping_at = app.as_ref().map(|_| last_send + self.keep_alive);
             if ping_at.is_some_and(|at| at <= now) {
                 // Quiet for a while: a PING keeps viewers that only wait for announces alive.
                 let _ = conn.quiche.borrow_mut().send_ack_eliciting();
                 continue;
             }
             let quic_deadline = conn.quiche.borrow().timeout_instant();
-            let session_deadline = session.as_ref().and_then(|s| s.deadline());
+            let session_deadline = app.as_ref().and_then(|a| a.deadline());
             let deadline = [quic_deadline, session_deadline, ping_at]
                 .into_iter()
                 .flatten()
@@ -272,7 +274,7 @@ impl Endpoint {
                 tracing::info!("connection timed out");
             }
         }
-        drop(session);
+        drop(app);
         let mut conns = self.conns.borrow_mut();
         for cid in conn.cids.borrow().iter() {
             conns.remove(cid);

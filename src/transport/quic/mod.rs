@@ -1,6 +1,7 @@
-//! Raw QUIC on quiche: the shard's endpoint, its connections, connection-id routing and the
-//! quiche configuration.
+//! QUIC on quiche: the shard's endpoint, its connections, connection-id routing, the quiche
+//! configuration, and what runs on a connection (raw moq-lite or WebTransport).
 
+mod app;
 pub mod cid;
 mod config;
 mod connection;

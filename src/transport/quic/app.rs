@@ -1,0 +1,109 @@
+//! What runs on an established QUIC connection, by ALPN: a moq-lite session directly (a moq
+//! ALPN makes the connection the session), or WebTransport over HTTP/3 (`h3`) carrying one.
+
+use super::connection::Connection;
+use crate::auth::ConnectPath;
+use crate::notify::Notify;
+use crate::session::{Session, SessionEnv};
+use crate::transport::webtransport::{Event, WebTransportSession};
+use crate::wire::{error_code, Version};
+use std::rc::Rc;
+use std::time::Instant;
+
+/// The ALPN that selects WebTransport.
+pub const H3: &[u8] = b"h3";
+
+/// The application on one connection.
+pub enum App {
+    Moq(Session),
+    WebTransport {
+        h3: Box<WebTransportSession>,
+        /// The moq-lite session, once the CONNECT was accepted.
+        session: Option<Session>,
+    },
+}
+
+impl App {
+    /// Picks the application for the negotiated ALPN; `None` for one we do not serve.
+    pub fn start(env: &Rc<SessionEnv>, conn: &Connection, notify: &Rc<Notify>) -> Option<App> {
+        let alpn = conn.alpn();
+        if alpn == H3 {
+            return Some(App::WebTransport {
+                h3: Box::new(WebTransportSession::new()),
+                session: None,
+            });
+        }
+        let version = Version::from_alpn(&alpn)?;
+        Some(App::Moq(Session::new(
+            env.clone(),
+            version,
+            notify.clone(),
+            None,
+        )))
+    }
+
+    /// Runs the application after packets arrived or something woke it.
+    pub fn poll(&mut self, env: &Rc<SessionEnv>, conn: &Connection, notify: &Rc<Notify>) {
+        match self {
+            App::Moq(session) => conn.with_streams(|streams| session.poll(streams)),
+            App::WebTransport { h3, session } => {
+                let mut q = conn.quiche.borrow_mut();
+                for event in h3.drive(&mut q) {
+                    match event {
+                        Event::Connect(request) if session.is_none() => {
+                            // Refuse a bad token or a private path before the session exists,
+                            // with the status clients understand as an auth failure.
+                            let connect = ConnectPath::parse(&request.path);
+                            if let Err(e) = env.auth.authorize(&connect) {
+                                tracing::info!(error = %e, "WebTransport CONNECT refused");
+                                h3.reject(&mut q, 401);
+                                continue;
+                            }
+                            let Some(version) = Version::from_alpn(request.protocol.as_bytes())
+                            else {
+                                h3.reject(&mut q, 400);
+                                continue;
+                            };
+                            h3.accept(&mut q, Some(request.protocol));
+                            tracing::info!(path = %connect.path, %version, shard = env.shard.id, "session started (WebTransport)");
+                            *session = Some(Session::new(
+                                env.clone(),
+                                version,
+                                notify.clone(),
+                                Some(request.path),
+                            ));
+                        }
+                        Event::Connect(_) => h3.reject(&mut q, 400),
+                        Event::Rejected(rejection) => {
+                            tracing::debug!(
+                                status = rejection.status,
+                                reason = rejection.reason,
+                                "WebTransport CONNECT rejected"
+                            );
+                        }
+                        Event::Drain => {}
+                        Event::Closed { code, reason } => {
+                            tracing::info!(code, %reason, "WebTransport session closed by the peer");
+                            let _ = q.close(true, u64::from(code), reason.as_bytes());
+                        }
+                    }
+                }
+                if let Some(session) = session.as_mut() {
+                    let mut streams = h3.streams(&mut q);
+                    session.poll(&mut streams);
+                }
+                if h3.is_closed() && !q.is_closed() {
+                    let _ = q.close(true, error_code::session::CANCEL, b"");
+                }
+            }
+        }
+    }
+
+    /// The next time the application wants to run without being woken.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self {
+            App::Moq(session) => session.deadline(),
+            App::WebTransport { session, .. } => session.as_ref().and_then(|s| s.deadline()),
+        }
+    }
+}
