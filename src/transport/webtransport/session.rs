@@ -554,7 +554,8 @@ impl WebTransportSession {
                         }
                     }
                 }
-                (frame::DATA, State::Established | State::Closing { .. }) => {
+                // Capsules may follow the CONNECT before we answer it (Chrome sends some at once).
+                (frame::DATA, State::Requested | State::Established | State::Closing { .. }) => {
                     capsules.extend_from_slice(payload);
                     if capsules.len() > MAX_BUFFER {
                         self.fail(conn, error_code::H3_MESSAGE_ERROR, "capsule too large");
