@@ -2,7 +2,7 @@
 //! `Sec-WebSocket-Accept`, picks the QMux subprotocol (server order wins, PROTOCOL.md §1.2)
 //! and renders the `101 Switching Protocols` response.
 
-use super::base64;
+use crate::base64;
 
 /// The GUID RFC 6455 §1.3 appends to the client key.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

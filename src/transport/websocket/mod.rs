@@ -1,7 +1,6 @@
 //! RFC 6455 WebSocket, server side and sans-IO: the HTTP/1.1 upgrade handshake with QMux
 //! subprotocol negotiation (PROTOCOL.md §1.2) and the frame codec that carries QMux records.
 
-mod base64;
 pub mod frame;
 pub mod handshake;
 
