@@ -16,11 +16,8 @@ fn run_page(mode: &str) {
     };
     // QUIC and HTTP on one port: the client fetches http://host:port/certificate.sha256,
     // then connects to https://host:port with that hash.
-    let probe = Relay::start("");
-    let port = probe.addr.port();
-    drop(probe);
-    let shared = format!("127.0.0.1:{port}");
-    let relay = Relay::start_with("", &["--listen", &shared, "--web-http-listen", &shared]);
+    let relay = Relay::start_on_one_port("");
+    let port = relay.addr.port();
     let output = Command::new("node")
         .arg(std::path::Path::new(&dir).join("run.mjs"))
         .arg(format!("http://127.0.0.1:{port}"))

@@ -135,11 +135,8 @@ fn moq_clock_pins_the_certificate_from_its_fingerprint() {
     };
     // QUIC and HTTP on one port, as the bootstrap expects: http://host:port/certificate.sha256,
     // then WebTransport to https://host:port with that hash and no insecure flag.
-    let relay = Relay::start_with("", &["--listen", "127.0.0.1:0"]);
+    let relay = Relay::start_on_one_port("");
     let port = relay.addr.port();
-    drop(relay);
-    let shared = format!("127.0.0.1:{port}");
-    let relay = Relay::start_with("", &["--listen", &shared, "--web-http-listen", &shared]);
     let url = format!("http://127.0.0.1:{port}/anon");
     clock_round_trip(&bin, &relay, &url, "clock");
     assert!(relay.count_log(|l| l.contains("session started (WebTransport)")) >= 2);

@@ -27,6 +27,34 @@ impl Relay {
 
     /// Like [`Relay::start`], with extra command-line flags.
     pub fn start_with(extra: &str, flags: &[&str]) -> Relay {
+        Self::try_start_with(extra, flags)
+            .unwrap_or_else(|log| panic!("relay did not start:\n{log}"))
+    }
+
+    /// Starts a relay whose QUIC (UDP) and HTTP (TCP) listeners share one port, as the
+    /// certificate-hash bootstrap of browsers and moq clients expects. Ports are probed and
+    /// retried, since another test may take a port between the probe and the bind.
+    pub fn start_on_one_port(extra: &str) -> Relay {
+        let mut last = String::new();
+        for _ in 0..10 {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = udp.local_addr().unwrap().port();
+            let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) else {
+                continue;
+            };
+            drop((udp, tcp));
+            let shared = format!("127.0.0.1:{port}");
+            match Self::try_start_with(extra, &["--listen", &shared, "--web-http-listen", &shared])
+            {
+                Ok(relay) => return relay,
+                Err(log) => last = log,
+            }
+        }
+        panic!("no port free for both UDP and TCP:\n{last}");
+    }
+
+    /// Starts the relay, or returns its log if it did not come up.
+    pub fn try_start_with(extra: &str, flags: &[&str]) -> Result<Relay, String> {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("relay.toml");
         let level = std::env::var("RELAY_LEVEL").unwrap_or_else(|_| "info".into());
@@ -66,18 +94,19 @@ impl Relay {
             log,
             _dir: dir,
         };
-        let line = relay
-            .wait_log(Duration::from_secs(20), |l| {
-                l.contains("listening for QUIC")
-            })
-            .unwrap_or_else(|| panic!("relay did not start:\n{}", relay.log_text()));
+        let started = relay.wait_log(Duration::from_secs(20), |l| {
+            l.contains("listening for QUIC") || l.starts_with("moq-relay: ")
+        });
+        let Some(line) = started.filter(|l| l.contains("listening for QUIC")) else {
+            return Err(relay.log_text());
+        };
         relay.addr = addr_in(&line);
         if let Some(line) =
             relay.wait_log(Duration::from_secs(1), |l| l.contains("listening for HTTP"))
         {
             relay.http = addr_in(&line);
         }
-        relay
+        Ok(relay)
     }
 
     /// Waits for a log line matching `pred`.
