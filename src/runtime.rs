@@ -1,7 +1,7 @@
 //! Start-up and per-shard wiring: TLS material, the shards runtime, and on every shard the
 //! relay state, the mesh receivers and flushers, and the QUIC endpoint on its UDP socket.
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Verifier};
 use crate::config::{Config, TlsConfig};
 use crate::model::CacheLimits;
 use crate::relay::{Control, Data, RelayConfig, RelayShard};
@@ -43,6 +43,7 @@ struct ShardSettings {
     key_pem: PathBuf,
     fingerprint: String,
     public: Vec<String>,
+    verifier: Option<Arc<Verifier>>,
 }
 
 /// Where the relay is listening, reported once every shard is up.
@@ -82,6 +83,16 @@ pub fn run(
         .cluster
         .id
         .unwrap_or_else(crate::config::ClusterConfig::random_id);
+    let verifier = match &config.auth.jwk {
+        Some(jwk) => Some(Arc::new(
+            Verifier::new(jwk.clone()).map_err(|e| StartError(format!("auth.key: {e}")))?,
+        )),
+        None => None,
+    };
+    if let Some(verifier) = &verifier {
+        let key = verifier.key();
+        tracing::info!(alg = %key.alg, kid = ?key.kid, scoped = key.scope.is_some(), "tokens are verified with the configured key");
+    }
     let settings = Arc::new(ShardSettings {
         relay: RelayConfig {
             linger: config.relay.linger,
@@ -98,6 +109,7 @@ pub fn run(
         key_pem,
         fingerprint: cert.fingerprint_sha256.clone(),
         public: config.auth.public.clone(),
+        verifier,
     });
     let runtime = shards::RuntimeConfig {
         shards: Some(config.server.shards),
@@ -208,6 +220,7 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
         shard: relay.clone(),
         auth: Auth {
             public: settings.public.clone(),
+            verifier: settings.verifier.clone(),
         },
     });
     let endpoint = Endpoint::new(

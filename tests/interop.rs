@@ -145,23 +145,44 @@ fn moq_clock_pins_the_certificate_from_its_fingerprint() {
 /// moq-clock publishes `broadcast` at `url` and another moq-clock prints at least three
 /// consecutive live seconds of it.
 fn clock_round_trip(bin: &PathBuf, relay: &Relay, url: &str, broadcast: &str) {
-    let url = url.to_string();
-    let _publisher = clock(bin, &url, broadcast, "publish");
+    clock_round_trip_between(bin, relay, url, url, broadcast);
+}
+
+/// Like [`clock_round_trip`], with the publisher at `publish_url` and the subscriber at
+/// `subscribe_url` (which may carry different tokens).
+fn clock_round_trip_between(
+    bin: &PathBuf,
+    relay: &Relay,
+    publish_url: &str,
+    subscribe_url: &str,
+    broadcast: &str,
+) {
+    let _publisher = clock(bin, publish_url, broadcast, "publish");
     relay
         .wait_log(Duration::from_secs(20), |l| {
-            l.contains("publisher announced")
+            l.contains("publisher announced") && l.contains(broadcast)
         })
         .expect("moq-clock announces its broadcast");
-    let mut subscriber = clock(bin, &url, broadcast, "subscribe");
+    let mut subscriber = clock(bin, subscribe_url, broadcast, "subscribe");
     let lines = stdout_lines(&mut subscriber.0);
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let (live, seen) = live_seconds(&lines, Duration::from_secs(30));
+    assert!(
+        live >= 3,
+        "three consecutive live seconds from moq-clock, got {seen:?}"
+    );
+}
+
+/// Reads moq-clock's lines until three consecutive seconds arrived live or `timeout`
+/// passed: the count of live consecutive seconds, and every second seen.
+fn live_seconds(lines: &mpsc::Receiver<String>, timeout: Duration) -> (usize, Vec<u32>) {
+    let deadline = Instant::now() + timeout;
     // The join burst (this minute's seconds so far) arrives at once; then one line per
     // second. Count consecutive seconds that arrived live, about a second apart.
     let mut seen: Vec<u32> = Vec::new();
     let mut last_arrival = Instant::now();
     let mut live = 0;
     while Instant::now() < deadline && live < 3 {
-        let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) else {
+        let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) else {
             continue;
         };
         let Some(seconds) = clock_seconds(&line) else {
@@ -176,10 +197,7 @@ fn clock_round_trip(bin: &PathBuf, relay: &Relay, url: &str, broadcast: &str) {
         }
         seen.push(seconds);
     }
-    assert!(
-        live >= 3,
-        "three consecutive live seconds from moq-clock, got {seen:?}"
-    );
+    (live, seen)
 }
 
 /// ffprobe's count of decodable video frames in `file`, with the stream's codec and size.
@@ -349,5 +367,205 @@ fn cli_round_trip(moq: &PathBuf, relay: &Relay, url: &str, flags: &[&str]) {
     assert!(
         frames >= 60,
         "at least two seconds of video came out, got {frames} frames"
+    );
+}
+
+/// moq-token-cli 0.5.48 (`$MOQ_TOKEN_REF_BIN/moq-token`), which `scripts/setup` installs into
+/// a root of its own because our binary has the same name.
+fn token_reference_bin() -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os("MOQ_TOKEN_REF_BIN") else {
+        eprintln!("MOQ_TOKEN_REF_BIN is not set: run scripts/test to include moq-token-cli");
+        return None;
+    };
+    let path = PathBuf::from(dir).join("moq-token");
+    assert!(
+        path.exists(),
+        "{} is missing: scripts/setup installs it",
+        path.display()
+    );
+    Some(path)
+}
+
+/// Runs the reference moq-token with `args` and returns its stdout, trimmed.
+fn reference_token(bin: &PathBuf, args: &[&str]) -> String {
+    let out = Command::new(bin)
+        .args(args)
+        .output()
+        .expect("moq-token runs");
+    assert!(
+        out.status.success(),
+        "moq-token {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A relay verifying with a key moq-token-cli generated for `alg`, and tokens it signed.
+struct TokenRelay {
+    relay: Relay,
+    /// root `demo`, publish `clock` only.
+    publish: String,
+    /// root `demo`, subscribe everything only.
+    subscribe: String,
+    /// root `elsewhere`, everything.
+    elsewhere: String,
+    _dir: tempfile::TempDir,
+}
+
+fn token_relay(bin: &PathBuf, alg: &str) -> TokenRelay {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("private.jwk");
+    let public = dir.path().join("public.jwk");
+    let private_s = private.to_str().unwrap();
+    let mut generate = vec!["generate", "--algorithm", alg, "--out", private_s];
+    let verify_key = if alg.starts_with("HS") {
+        private_s.to_string()
+    } else {
+        generate.extend(["--public", public.to_str().unwrap()]);
+        public.to_str().unwrap().to_string()
+    };
+    reference_token(bin, &generate);
+    let expires = (std::time::SystemTime::now() + Duration::from_secs(3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let sign = |grants: &[&str]| {
+        let mut args = vec!["sign", "--key", private_s, "--expires", &expires];
+        args.extend_from_slice(grants);
+        reference_token(bin, &args)
+    };
+    let publish = sign(&["--root", "demo", "--publish", "clock"]);
+    let subscribe = sign(&["--root", "demo", "--subscribe", ""]);
+    let elsewhere = sign(&["--root", "elsewhere", "--publish", "", "--subscribe", ""]);
+    let relay = Relay::start(&format!("key = {verify_key:?}"));
+    TokenRelay {
+        relay,
+        publish,
+        subscribe,
+        elsewhere,
+        _dir: dir,
+    }
+}
+
+/// With a key and tokens from moq-token-cli for `alg`, moq-clock publishes with a
+/// publish-only token and subscribes with a subscribe-only one over WebTransport; the
+/// publish-only token sees nothing, and a token for another root is refused at CONNECT.
+fn moq_clock_within_its_grants(alg: &str) {
+    let (Some(clock_bin), Some(token_bin)) = (reference_bin("moq-clock"), token_reference_bin())
+    else {
+        return;
+    };
+    let t = token_relay(&token_bin, alg);
+    let base = format!("https://127.0.0.1:{}/demo", t.relay.addr.port());
+    let publish_url = format!("{base}?jwt={}", t.publish);
+    let subscribe_url = format!("{base}?jwt={}", t.subscribe);
+    // A publish-only token may not watch: it gets no seconds while the real viewer does.
+    let mut peeker = clock(&clock_bin, &publish_url, "clock", "subscribe");
+    let peeked = stdout_lines(&mut peeker.0);
+    clock_round_trip_between(&clock_bin, &t.relay, &publish_url, &subscribe_url, "clock");
+    assert!(
+        peeked.try_recv().is_err(),
+        "{alg}: a publish-only token received the clock"
+    );
+    // A token for another root: the CONNECT is refused (moq-clock keeps retrying).
+    let refused_url = format!("{base}?jwt={}", t.elsewhere);
+    let mut refused = clock(&clock_bin, &refused_url, "clock", "subscribe");
+    let refused_lines = stdout_lines(&mut refused.0);
+    let why = t.relay.wait_log(Duration::from_secs(15), |l| {
+        l.contains("WebTransport CONNECT refused") && l.contains("does not cover path")
+    });
+    assert!(
+        why.is_some(),
+        "{alg}: the relay refused the CONNECT:\n{}",
+        t.relay.log_text()
+    );
+    assert!(
+        refused_lines.try_recv().is_err(),
+        "{alg}: a token for another root received the clock"
+    );
+}
+
+#[test]
+fn moq_token_cli_hs256_tokens_scope_moq_clock() {
+    moq_clock_within_its_grants("HS256");
+}
+
+#[test]
+fn moq_token_cli_es256_tokens_scope_moq_clock() {
+    moq_clock_within_its_grants("ES256");
+}
+
+#[test]
+fn moq_token_cli_rs256_tokens_scope_moq_clock() {
+    moq_clock_within_its_grants("RS256");
+}
+
+#[test]
+fn moq_token_cli_ps256_tokens_scope_moq_clock() {
+    moq_clock_within_its_grants("PS256");
+}
+
+#[test]
+fn moq_token_cli_eddsa_tokens_scope_moq_clock() {
+    moq_clock_within_its_grants("EdDSA");
+}
+
+/// Publishing outside the grants: a publish token for `demo/clock` used to publish
+/// `demo/other`, and a subscribe-only token used to publish, announce nothing, so a viewer
+/// with full subscribe rights gets nothing from either.
+#[test]
+fn moq_clock_cannot_publish_outside_its_grants() {
+    let (Some(clock_bin), Some(token_bin)) = (reference_bin("moq-clock"), token_reference_bin())
+    else {
+        return;
+    };
+    let t = token_relay(&token_bin, "HS256");
+    let base = format!("https://127.0.0.1:{}/demo", t.relay.addr.port());
+    let _outside = clock(
+        &clock_bin,
+        &format!("{base}?jwt={}", t.publish),
+        "other",
+        "publish",
+    );
+    let _viewer_token = clock(
+        &clock_bin,
+        &format!("{base}?jwt={}", t.subscribe),
+        "clock",
+        "publish",
+    );
+    let mut viewer = clock(
+        &clock_bin,
+        &format!("{base}?jwt={}", t.subscribe),
+        "other",
+        "subscribe",
+    );
+    let mut viewer2 = clock(
+        &clock_bin,
+        &format!("{base}?jwt={}", t.subscribe),
+        "clock",
+        "subscribe",
+    );
+    let (lines, lines2) = (stdout_lines(&mut viewer.0), stdout_lines(&mut viewer2.0));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        lines.try_recv().is_err(),
+        "demo/other was published outside the grant"
+    );
+    assert!(
+        lines2.try_recv().is_err(),
+        "a subscribe-only token published demo/clock"
+    );
+    assert_eq!(
+        t.relay.count_log(|l| l.contains("publisher announced")),
+        0,
+        "{}",
+        t.relay.log_text()
+    );
+    // Not because the sessions were refused: all four were let in.
+    assert!(
+        t.relay.count_log(|l| l.contains("session authorized")) >= 4,
+        "{}",
+        t.relay.log_text()
     );
 }

@@ -37,6 +37,7 @@ mod file;
 mod logging;
 mod parse;
 
+use crate::auth::{Jwk, Verifier};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -172,6 +173,8 @@ pub struct AuthConfig {
     pub public: Vec<String>,
     /// JWK file with the token-verification key.
     pub key: Option<PathBuf>,
+    /// That key, read and checked at start-up.
+    pub jwk: Option<Jwk>,
 }
 
 /// `[relay]`.
@@ -618,9 +621,19 @@ impl Builder<'_> {
             file.key,
             path,
         )?;
-        if let Some((key, origin)) = &key {
-            readable_file(key).map_err(|r| self.error("auth.key", origin, r))?;
-        }
+        let jwk = match &key {
+            Some((key, origin)) => {
+                readable_file(key).map_err(|r| self.error("auth.key", origin, r))?;
+                let jwk = Jwk::load(key)
+                    .and_then(|jwk| Verifier::new(jwk.clone()).map(|_| jwk))
+                    .map_err(|e| {
+                        let file = key.display().to_string();
+                        self.error("auth.key", origin, format!("{file:?}: {e}"))
+                    })?;
+                Some(jwk)
+            }
+            None => None,
+        };
         if public.is_empty() && key.is_none() {
             return Err(self.error(
                 "auth",
@@ -631,6 +644,7 @@ impl Builder<'_> {
         Ok(AuthConfig {
             public,
             key: key.map(|(k, _)| k),
+            jwk,
         })
     }
 

@@ -9,6 +9,7 @@ use super::*;
 
 const DEV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dev/relay.toml");
 const PROD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/relay.toml");
+const DEV_KEY: &str = include_str!("../../dev/root.jwk");
 
 fn cli(args: &[&str]) -> Cli {
     Cli::try_parse_from(std::iter::once("moq-relay").chain(args.iter().copied())).unwrap()
@@ -44,7 +45,12 @@ fn dev_config_parses() {
         })
     );
     assert_eq!(config.auth.public, ["anon"]);
-    assert_eq!(config.auth.key, None);
+    assert_eq!(config.auth.key, Some(PathBuf::from("dev/root.jwk")));
+    let dev_key = config.auth.jwk.as_ref().unwrap();
+    assert_eq!(
+        dev_key.kid.as_deref(),
+        Some("DEVELOPMENT-ONLY-not-a-secret")
+    );
     assert_eq!(config.server.shards, default_shards());
     assert!(config.server.pin);
     assert_eq!(config.relay, RelayConfig::default());
@@ -61,7 +67,8 @@ fn production_example_uses_only_known_keys() {
         dir.path().join("key.pem"),
         dir.path().join("root.jwk"),
     );
-    for f in [&cert, &key, &jwk] {
+    std::fs::write(&jwk, DEV_KEY).unwrap();
+    for f in [&cert, &key] {
         std::fs::write(f, "x").unwrap();
     }
     let text = std::fs::read_to_string(PROD).unwrap();
@@ -479,14 +486,38 @@ fn auth_validation() {
 
     let dir = tempfile::tempdir().unwrap();
     let jwk = dir.path().join("root.jwk");
-    std::fs::write(&jwk, "{}").unwrap();
+    std::fs::write(&jwk, DEV_KEY).unwrap();
     let config = parse(
         &format!("{tls}[auth]\nkey = {:?}\n", jwk.to_str().unwrap()),
         &[],
     )
     .unwrap();
-    assert_eq!(config.auth.key, Some(jwk));
+    assert_eq!(config.auth.key, Some(jwk.clone()));
     assert!(config.auth.public.is_empty());
+
+    // A key that cannot be parsed or used stops start-up naming the file and the reason.
+    for (content, reason) in [
+        ("{}", "missing \"alg\""),
+        ("not a key", "not a JWK"),
+        (r#"{"alg":"HS256","k":"c2hvcnQ"}"#, "at least 32"),
+        (
+            r#"{"alg":"HS256","k":"ivHWmtyy5C_r882OyKhHR6Zl73r9BiDeyhIJkRa0WIw","key_ops":["sign"]}"#,
+            "verify",
+        ),
+    ] {
+        std::fs::write(&jwk, content).unwrap();
+        let e = parse(
+            &format!("{tls}[auth]\nkey = {:?}\n", jwk.to_str().unwrap()),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key(), Some("auth.key"), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("root.jwk") && shown.contains(reason),
+            "{shown}"
+        );
+    }
 
     let config = parse(
         &format!("{tls}[auth]\npublic = [\"/anon/\", \"anon/**\", \"demo//live\", \"**\"]\n"),

@@ -88,6 +88,8 @@ pub struct Session {
     consumer: Consumer,
     me: SessionRef,
     inbox: Rc<UpstreamInbox>,
+    /// When the session's token expires; the session is closed then.
+    expires_at: Option<Instant>,
     /// Peer streams that became active on authorization and still need a first look.
     activated: Vec<StreamId>,
     closed: bool,
@@ -116,6 +118,7 @@ impl Session {
             consumer: Consumer::default(),
             me,
             inbox,
+            expires_at: None,
             activated: Vec::new(),
             closed: false,
         }
@@ -123,7 +126,7 @@ impl Session {
 
     /// The next time the session wants to run without being woken.
     pub fn deadline(&self) -> Option<Instant> {
-        None
+        self.expires_at.filter(|_| !self.closed)
     }
 
     /// Runs the session: reads, reacts, writes. Closes the transport on fatal errors.
@@ -139,6 +142,12 @@ impl Session {
     }
 
     fn step(&mut self, streams: &mut dyn Streams) -> Result<(), Close> {
+        if self.expires_at.is_some_and(|at| Instant::now() >= at) {
+            return Err(Close {
+                code: error_code::session::UNAUTHORIZED,
+                reason: "the token expired".into(),
+            });
+        }
         if !self.setup_sent {
             self.send_setup(streams);
         }
@@ -185,7 +194,8 @@ impl Session {
 
     fn authorize(&mut self, raw_path: &str, role: wire::Role) -> Result<(), Close> {
         let connect = ConnectPath::parse(raw_path);
-        let mut scope = self.env.auth.authorize(&connect).map_err(unauthorized)?;
+        let grant = self.env.auth.authorize(&connect).map_err(unauthorized)?;
+        let mut scope = grant.scope;
         match role {
             wire::Role::Publisher => scope.subscribe.clear(),
             wire::Role::Subscriber => scope.publish.clear(),
@@ -199,8 +209,9 @@ impl Session {
             };
             return Err(unauthorized(AuthError::Role(role)));
         }
-        tracing::info!(root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, version = %self.version, "session authorized");
+        tracing::info!(root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, version = %self.version, expires = ?grant.expires, "session authorized");
         self.scope = Some(scope);
+        self.expires_at = grant.expires.map(instant_of_unix);
         self.on_authorized()
     }
 
@@ -480,6 +491,12 @@ impl Drop for Session {
         self.consumer.withdraw(&self.env, self.me);
         self.env.shard.unregister_session(self.me.id);
     }
+}
+
+/// The monotonic instant of a unix time (now, if it has passed).
+fn instant_of_unix(unix: u64) -> Instant {
+    let now = crate::auth::unix_now();
+    Instant::now() + std::time::Duration::from_secs(unix.saturating_sub(now))
 }
 
 fn unauthorized(err: AuthError) -> Close {

@@ -56,10 +56,10 @@ fn announced(env: &WebEnv, request: &Request, prefix: &str) -> Vec<u8> {
         jwt: request.query("jwt").filter(|j| !j.is_empty()),
     };
     let scope = match env.auth().authorize(&connect) {
-        Ok(scope) => scope,
+        Ok(grant) => grant.scope,
         Err(e) => {
-            tracing::debug!(error = %e, "announced: refused");
-            return response::error(401, keep);
+            tracing::info!(error = %e, "announced: refused");
+            return response::error(e.http_status(), keep);
         }
     };
     let names: Vec<String> = {
@@ -93,12 +93,21 @@ fn fetch_route(env: &WebEnv, request: &Request, rest: &str) -> Route {
         jwt: request.query("jwt").filter(|j| !j.is_empty()),
     };
     match env.auth().authorize(&connect) {
-        Ok(scope) if scope.may_subscribe("") => Route::Fetch {
-            broadcast: scope.root,
+        Ok(grant) if grant.scope.may_subscribe("") => Route::Fetch {
+            broadcast: grant.scope.root,
             track: track.to_string(),
             group,
         },
-        Ok(_) => Route::Respond(response::error(403, keep)),
-        Err(_) => Route::Respond(response::error(401, keep)),
+        Ok(_) => {
+            tracing::info!(
+                broadcast,
+                "fetch: refused, the grants do not cover this broadcast"
+            );
+            Route::Respond(response::error(403, keep))
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "fetch: refused");
+            Route::Respond(response::error(e.http_status(), keep))
+        }
     }
 }

@@ -5,6 +5,7 @@
 use super::request::Request;
 use super::response;
 use super::server::WebEnv;
+use crate::auth::ConnectPath;
 use crate::notify::Notify;
 use crate::session::Session;
 use crate::transport::qmux::{Config, QmuxConnection, Role, WsQmux};
@@ -50,6 +51,14 @@ pub async fn run(env: &WebEnv, mut stream: TcpStream, request: Request, leftover
         let _ = stream.write_all(&response::error(400, false)).await;
         return;
     };
+    // Refuse a bad token or a private path before upgrading, as an HTTP status.
+    if let Err(e) = env.auth().authorize(&ConnectPath::parse(&request.target)) {
+        tracing::info!(error = %e, "WebSocket upgrade refused");
+        let _ = stream
+            .write_all(&response::error(e.http_status(), false))
+            .await;
+        return;
+    }
     if stream
         .write_all(accepted.response().as_bytes())
         .await
@@ -85,7 +94,10 @@ pub async fn run(env: &WebEnv, mut stream: TcpStream, request: Request, leftover
         if ws.is_finished() || ws.conn.is_closed() && ws.end().is_some() {
             break;
         }
-        let deadline = ws.conn.next_timeout();
+        let deadline = [ws.conn.next_timeout(), session.deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         let event = {
             let read = async { Wake::Read(stream.read(&mut chunk).await) };
             let woken = async {

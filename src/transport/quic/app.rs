@@ -56,7 +56,7 @@ impl App {
                             let connect = ConnectPath::parse(&request.path);
                             if let Err(e) = env.auth.authorize(&connect) {
                                 tracing::info!(error = %e, "WebTransport CONNECT refused");
-                                h3.reject(&mut q, 401);
+                                h3.reject(&mut q, e.http_status());
                                 continue;
                             }
                             let Some(version) = Version::from_alpn(request.protocol.as_bytes())
