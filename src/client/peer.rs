@@ -6,9 +6,9 @@ use crate::session::io::{Inbound, ReadOutcome};
 use crate::transport::quic::QuicSettings;
 use crate::transport::{StreamId, Streams};
 use crate::wire::{
-    Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BidiType, FrameHeader, GroupHeader,
-    Message, Setup, Subscribe, SubscribeResponse, SubscribeUpdate, TrackInfo, TrackRequest,
-    UniType, Version,
+    self, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BidiType, FrameHeader,
+    GroupHeader, Message, Setup, Subscribe, SubscribeResponse, SubscribeUpdate, TrackInfo,
+    TrackRequest, UniType, Version,
 };
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -143,6 +143,17 @@ impl MoqClient {
         path: &str,
         settings: &QuicSettings,
     ) -> io::Result<Self> {
+        Self::connect_as(relay, version, path, settings, wire::Role::Both)
+    }
+
+    /// Like [`Self::connect_with`], declaring `role` in SETUP (lite-05).
+    pub fn connect_as(
+        relay: SocketAddr,
+        version: Version,
+        path: &str,
+        settings: &QuicSettings,
+        role: wire::Role,
+    ) -> io::Result<Self> {
         let quic = QuicClient::connect(relay, &[version.alpn()], settings, Duration::from_secs(5))?;
         let mut client = Self {
             quic,
@@ -165,6 +176,7 @@ impl MoqClient {
                 .map_err(io::Error::other)?;
             let setup = Setup {
                 path: Some(path.to_string()),
+                role,
                 hop: client.hop,
                 ..Setup::default()
             };
