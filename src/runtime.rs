@@ -101,6 +101,7 @@ pub fn run(
                 max_group_bytes: config.relay.max_group_bytes,
                 ..CacheLimits::default()
             },
+            max_frame_bytes: config.relay.max_frame_bytes,
             hop,
             outbox_limit: OUTBOX_LIMIT,
         },

@@ -611,3 +611,45 @@ fn the_relay_picks_the_newest_version_whatever_order_the_client_offers() {
     )
     .is_err());
 }
+
+#[test]
+fn a_frame_above_max_frame_bytes_resets_its_group_and_the_track_goes_on() {
+    let relay = Relay::start_with("", &["--max-frame-bytes", "1000"]);
+    let mut publisher = publisher(&relay, Version::Lite05, "big");
+    let mut viewer = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    viewer.subscribe("big", "t");
+    wait_subscribed(&mut publisher, std::slice::from_mut(&mut viewer), 1);
+    publisher.send_group("big", "t", 0, &[&[7u8; 1000]]);
+    assert!(
+        wait_with(&mut viewer, &mut publisher, |e| groups_done(e).contains(&0)),
+        "a 1000-byte frame fits: {:?}",
+        groups_done(&viewer.events)
+    );
+    publisher.send_group("big", "t", 1, &[b"small", &[1u8; 1001]]);
+    publisher.send_group("big", "t", 2, &[b"after"]);
+    assert!(wait_with(&mut viewer, &mut publisher, |e| {
+        groups_done(e).contains(&2)
+    }));
+    assert_eq!(
+        frames_of(&viewer.events, 0),
+        vec![vec![7u8; 1000]],
+        "1000 bytes fit"
+    );
+    assert!(
+        viewer.events.iter().any(|e| matches!(
+            e,
+            Event::GroupReset {
+                group: 1,
+                code: 0x38,
+                ..
+            }
+        )) || !groups_done(&viewer.events).contains(&1),
+        "the group with a 1001-byte frame is not delivered whole: {:?}",
+        viewer.events
+    );
+    assert!(
+        !frames_of(&viewer.events, 1).iter().any(|f| f.len() > 1000),
+        "no frame above the limit reaches a viewer"
+    );
+    assert_eq!(frames_of(&viewer.events, 2), vec![b"after".to_vec()]);
+}

@@ -20,6 +20,8 @@ pub struct RelayConfig {
     pub linger: Duration,
     /// Cache bounds per track.
     pub cache: CacheLimits,
+    /// Largest frame accepted from a publisher; a bigger one resets its group.
+    pub max_frame_bytes: usize,
     /// Our hop id (cluster id), below 2^53.
     pub hop: u64,
     /// Longest queue in front of each mesh channel.

@@ -544,7 +544,7 @@ impl Consumer {
         };
         let (owner, track_id) = (up.owner, up.track_id);
         let deliver = |event| env.shard.deliver(owner, track_id, event);
-        let max_frame = env.shard.config.cache.max_group_bytes as u64;
+        let max_frame = env.shard.config.max_frame_bytes as u64;
         loop {
             if ingest.pending.is_none() {
                 match inbound.decode(|b| FrameHeader::decode(version, b)) {
