@@ -517,8 +517,9 @@ fn bad_and_borderline_tokens_and_paths_get_the_intended_result() {
     assert!(relay.count_log(|l| l.contains("bad signature")) >= 2);
     assert!(relay.count_log(|l| l.contains("the token expired")) >= 2);
     assert_eq!(
-        relay.count_log(|l| l.contains(SEEDED[0]) && l.contains("eyJ")),
-        0
+        relay.count_log(|l| l.contains("eyJ")),
+        0,
+        "a token reached the log"
     );
     // The bystander saw none of it: still connected, still told about new broadcasts.
     seed.send("anon/late".into()).unwrap();
