@@ -491,6 +491,30 @@ fn moq_token_cli_hs256_tokens_scope_moq_clock() {
     moq_clock_within_its_grants("HS256");
 }
 
+/// The same tokens on the WebSocket URL; a bad one is refused at the upgrade.
+#[test]
+fn moq_clock_over_websocket_carries_its_token() {
+    let (Some(clock_bin), Some(token_bin)) = (reference_bin("moq-clock"), token_reference_bin())
+    else {
+        return;
+    };
+    let t = token_relay(&token_bin, "HS256");
+    let base = format!("ws://127.0.0.1:{}/demo", t.relay.http.port());
+    let publish_url = format!("{base}?jwt={}", t.publish);
+    let subscribe_url = format!("{base}?jwt={}", t.subscribe);
+    clock_round_trip_between(&clock_bin, &t.relay, &publish_url, &subscribe_url, "clock");
+    let _refused = clock(
+        &clock_bin,
+        &format!("{base}?jwt=x.y.z"),
+        "clock",
+        "subscribe",
+    );
+    let why = t.relay.wait_log(Duration::from_secs(15), |l| {
+        l.contains("WebSocket upgrade refused") && l.contains("token refused")
+    });
+    assert!(why.is_some(), "{}", t.relay.log_text());
+}
+
 #[test]
 fn moq_token_cli_es256_tokens_scope_moq_clock() {
     moq_clock_within_its_grants("ES256");
