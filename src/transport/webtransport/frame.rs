@@ -19,7 +19,7 @@ pub const MAX_FRAME_PAYLOAD: u64 = 16 * 1024;
 /// Whether `id` is a reserved GREASE value `0x1f·N + 0x21` (frame types, settings, stream
 /// types and error codes share the pattern).
 pub fn is_grease(id: u64) -> bool {
-    id >= 0x21 && (id - 0x21) % 0x1f == 0
+    id >= 0x21 && (id - 0x21).is_multiple_of(0x1f)
 }
 
 /// A decoded frame header.
