@@ -6,6 +6,7 @@ mod algorithm;
 mod claims;
 mod jwk;
 mod scope;
+pub mod signing;
 mod verifier;
 
 pub use algorithm::{Algorithm, Curve, Family};
