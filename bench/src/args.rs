@@ -1,0 +1,160 @@
+//! Command-line arguments of `moq-bench`, with per-workload defaults resolved into [`Args`].
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The load shapes the generator can produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// One publisher, one broadcast, one track, `--subscribers` viewers.
+    Fanout,
+    /// `--broadcasts` publishers, each with `--subscribers` viewers.
+    Broadcasts,
+    /// `--users` connections, each publishing one-frame groups and subscribing to a partner.
+    Chat,
+    /// `--connections` connections that complete SETUP and then stay idle.
+    Idle,
+}
+
+/// A moq-lite-05 load generator over raw QUIC.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "moq-bench", version)]
+pub struct Cli {
+    /// The relay's UDP address.
+    #[arg(long, default_value = "127.0.0.1:4443")]
+    pub relay: SocketAddr,
+    /// The path sent in SETUP (the session root).
+    #[arg(long, default_value = "/anon")]
+    pub path: String,
+    /// TLS server name.
+    #[arg(long, default_value = "localhost")]
+    pub server_name: String,
+    #[arg(long, value_enum, default_value = "fanout")]
+    pub workload: Workload,
+    /// Worker threads, each an event loop owning a share of the connections.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Subscribers per broadcast (fanout, broadcasts).
+    #[arg(long, default_value_t = 10)]
+    pub subscribers: usize,
+    /// Publishers (broadcasts workload).
+    #[arg(long, default_value_t = 10)]
+    pub broadcasts: usize,
+    /// Users (chat workload).
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Connections (idle workload).
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Frames (chat: messages) per second per track. Default 30, chat 10.
+    #[arg(long)]
+    pub fps: Option<f64>,
+    /// Bytes per frame, at least 16. Default 4096, chat 200.
+    #[arg(long)]
+    pub frame_bytes: Option<usize>,
+    /// Seconds per group (chat always uses one-frame groups).
+    #[arg(long, default_value_t = 2.0)]
+    pub group_secs: f64,
+    /// Time before the measured window, e.g. `3s`.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Length of the measured window, e.g. `20s`.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// New connections per second, across all threads.
+    #[arg(long, default_value_t = 200.0)]
+    pub ramp: f64,
+    /// Handshake (and SETUP) timeout per connection.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Verify the relay's certificate (off by default: dev relays are self-signed).
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Parses `20s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?}"))?;
+    if !(0.0..=86_400.0).contains(&(value * scale)) {
+        return Err(format!("duration out of range: {text:?}"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// The arguments with every per-workload default filled in.
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub cli: Cli,
+    pub fps: f64,
+    pub frame_bytes: usize,
+}
+
+impl Args {
+    /// Parses the command line and validates it.
+    pub fn parse() -> Result<Self, String> {
+        Self::from_cli(Cli::parse())
+    }
+
+    /// Resolves defaults and checks ranges.
+    pub fn from_cli(cli: Cli) -> Result<Self, String> {
+        let chat = cli.workload == Workload::Chat;
+        let fps = cli.fps.unwrap_or(if chat { 10.0 } else { 30.0 });
+        let frame_bytes = cli.frame_bytes.unwrap_or(if chat { 200 } else { 4096 });
+        if !(0.01..=10_000.0).contains(&fps) {
+            return Err("--fps must be between 0.01 and 10000".into());
+        }
+        if !(16..=16 << 20).contains(&frame_bytes) {
+            return Err("--frame-bytes must be between 16 and 16 MiB".into());
+        }
+        if cli.threads == 0 || cli.threads > 256 {
+            return Err("--threads must be between 1 and 256".into());
+        }
+        if cli.group_secs <= 0.0 {
+            return Err("--group-secs must be positive".into());
+        }
+        if cli.ramp <= 0.0 {
+            return Err("--ramp must be positive".into());
+        }
+        if cli.duration.is_zero() {
+            return Err("--duration must be positive".into());
+        }
+        Ok(Self {
+            cli,
+            fps,
+            frame_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("x").is_err());
+    }
+}
