@@ -12,17 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 fn reference_bin(name: &str) -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("MOQ_REF_BIN") else {
-        eprintln!("MOQ_REF_BIN is not set: run scripts/test to include the published clients");
-        return None;
-    };
-    let path = PathBuf::from(dir).join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: scripts/setup installs it",
-        path.display()
-    );
-    Some(path)
+    common::reference::installed("MOQ_REF_BIN", name)
 }
 
 /// A child process killed on drop.
@@ -373,17 +363,7 @@ fn cli_round_trip(moq: &PathBuf, relay: &Relay, url: &str, flags: &[&str]) {
 /// moq-token-cli 0.5.48 (`$MOQ_TOKEN_REF_BIN/moq-token`), which `scripts/setup` installs into
 /// a root of its own because our binary has the same name.
 fn token_reference_bin() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("MOQ_TOKEN_REF_BIN") else {
-        eprintln!("MOQ_TOKEN_REF_BIN is not set: run scripts/test to include moq-token-cli");
-        return None;
-    };
-    let path = PathBuf::from(dir).join("moq-token");
-    assert!(
-        path.exists(),
-        "{} is missing: scripts/setup installs it",
-        path.display()
-    );
-    Some(path)
+    common::reference::installed("MOQ_TOKEN_REF_BIN", "moq-token")
 }
 
 /// Runs the reference moq-token with `args` and returns its stdout, trimmed.

@@ -3,6 +3,8 @@
 //! `scripts/test` installs the reference and sets `MOQ_TOKEN_REF_BIN`; without it the
 //! interop halves say so and pass vacuously.
 
+mod common;
+
 use moq_relay::auth::{Algorithm, Jwk};
 use moq_relay::base64;
 use std::io::Write;
@@ -13,18 +15,9 @@ fn ours() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_moq-token"))
 }
 
+/// moq-token-cli 0.5.48, when `scripts/test` installed it.
 fn reference_bin() -> Option<PathBuf> {
-    let Some(dir) = std::env::var_os("MOQ_TOKEN_REF_BIN") else {
-        eprintln!("MOQ_TOKEN_REF_BIN is not set: run scripts/test to include moq-token-cli");
-        return None;
-    };
-    let path = PathBuf::from(dir).join("moq-token");
-    assert!(
-        path.exists(),
-        "{} is missing: scripts/setup installs it",
-        path.display()
-    );
-    Some(path)
+    common::reference::installed("MOQ_TOKEN_REF_BIN", "moq-token")
 }
 
 /// What a run of either tool gave.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod reference;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
