@@ -83,14 +83,6 @@ fn map_glommio_error<T>(e: GlommioError<T>) -> Result<(), MeshSendError<T>> {
     }
 }
 
-/// How long a mesh end waits before it looks at its lane again on its own. glommio's shared
-/// channel can lose a wake-up under load (glommio issue #261; `shards/benches/mesh.rs` counts
-/// them): a parked receiver or a sender waiting for room would then sleep until something
-/// unrelated woke its executor. Re-checking on a timer bounds that delay.
-const RECHECK: std::time::Duration = std::time::Duration::from_millis(2);
-/// How long a sender facing a full lane waits before it tries again.
-const FULL_RETRY: std::time::Duration = std::time::Duration::from_micros(250);
-
 /// The sending end of one lane to one peer.
 pub(crate) struct MeshSender<T: Send + 'static> {
     inner: ConnectedSender<T>,
@@ -101,18 +93,10 @@ impl<T: Send + 'static> MeshSender<T> {
         self.inner.try_send(msg).or_else(map_glommio_error)
     }
 
-    /// Sends, waiting while the lane is full. It polls for room rather than parking on
-    /// glommio's wake-up, which can be lost (see [`RECHECK`]).
     pub(crate) async fn send(&self, msg: T) -> Result<(), MeshSendError<T>> {
-        let mut msg = msg;
-        loop {
-            match self.try_send(msg) {
-                Err(MeshSendError::Full(back)) => {
-                    msg = back;
-                    glommio::timer::sleep(FULL_RETRY).await;
-                }
-                other => return other,
-            }
+        match self.inner.send(msg).await {
+            Ok(()) => Ok(()),
+            Err(e) => map_glommio_error(e),
         }
     }
 }
@@ -134,18 +118,7 @@ impl<T: Send + 'static> MeshReceiver<T> {
 
     /// The next message, in send order; `None` once the sender is gone and the lane is drained.
     pub async fn recv(&self) -> Option<T> {
-        loop {
-            // Dropping a pending `recv` loses nothing: a message stays in the ring until
-            // a poll takes it.
-            let next = futures_lite::future::or(async { Some(self.inner.recv().await) }, async {
-                glommio::timer::sleep(RECHECK).await;
-                None
-            })
-            .await;
-            if let Some(msg) = next {
-                return msg;
-            }
-        }
+        self.inner.recv().await
     }
 
     /// The underlying glommio receiver.
