@@ -1,13 +1,13 @@
 //! The QUIC half of the client: handshake, packet pump, timers, and address migration.
 
-use crate::transport::quic::{client_config, QuicSettings, QuicStreams, StreamIds};
+use crate::transport::quic::{client_config, QuicConnection, QuicSettings, QuicStreams, StreamIds};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// A client QUIC connection on a blocking UDP socket.
 pub struct QuicClient {
-    pub conn: quiche::Connection,
+    pub conn: QuicConnection,
     pub ids: StreamIds,
     socket: UdpSocket,
     local: SocketAddr,
@@ -30,7 +30,8 @@ impl QuicClient {
         let scid: [u8; 16] = rand::random();
         let scid = quiche::ConnectionId::from_ref(&scid);
         let conn =
-            quiche::connect(Some("localhost"), &scid, local, peer, &mut config).map_err(other)?;
+            quiche::connect_with_buffer_factory(Some("localhost"), &scid, local, peer, &mut config)
+                .map_err(other)?;
         let mut client = Self {
             conn,
             ids: StreamIds::new(false),

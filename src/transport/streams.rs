@@ -3,6 +3,8 @@
 //! Raw QUIC implements it directly on a quiche connection; WebTransport and QMux implement
 //! it with their own framing underneath. Sessions only ever see this trait.
 
+use bytes::Bytes;
+
 /// A stream id in the transport's numbering (QUIC's for raw QUIC).
 pub type StreamId = u64;
 
@@ -27,6 +29,11 @@ pub trait Streams {
     fn open_bidi(&mut self) -> Result<StreamId, StreamError>;
     /// Writes as much of `data` as fits; `fin` applies only if all of it was written.
     fn send(&mut self, id: StreamId, data: &[u8], fin: bool) -> Result<usize, StreamError>;
+    /// Like [`Self::send`] for a refcounted buffer: a transport that can queue it by
+    /// reference (raw QUIC) does, instead of copying. Returns the bytes taken from the front.
+    fn send_shared(&mut self, id: StreamId, data: &Bytes, fin: bool) -> Result<usize, StreamError> {
+        self.send(id, data, fin)
+    }
     /// Reads into `buf`; returns the byte count and whether the peer finished.
     fn recv(&mut self, id: StreamId, buf: &mut [u8]) -> Result<(usize, bool), StreamError>;
     /// Abandons our sending side with `code` (RESET_STREAM).

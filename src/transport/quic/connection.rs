@@ -4,6 +4,7 @@
 //! the connection's streams, flushes packets, and sleeps until the next packet, session
 //! event or quiche timer.
 
+use super::buffers::QuicConnection;
 use super::streams::{QuicStreams, StreamIds};
 use crate::notify::Notify;
 use std::cell::RefCell;
@@ -11,7 +12,7 @@ use std::rc::Rc;
 
 /// A QUIC connection shared between the endpoint (packets in) and its driver task.
 pub struct Connection {
-    pub quiche: RefCell<quiche::Connection>,
+    pub quiche: RefCell<QuicConnection>,
     pub notify: Rc<Notify>,
     pub ids: RefCell<StreamIds>,
     /// Every connection id of ours that routes to this connection.
@@ -19,7 +20,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(quiche: quiche::Connection, server: bool) -> Rc<Self> {
+    pub fn new(quiche: QuicConnection, server: bool) -> Rc<Self> {
         Rc::new(Self {
             quiche: RefCell::new(quiche),
             notify: Notify::new(),

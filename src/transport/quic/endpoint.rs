@@ -119,7 +119,7 @@ impl Endpoint {
         let quiche_conn = {
             let mut config = self.config.borrow_mut();
             let scid = quiche::ConnectionId::from_ref(&scid);
-            match quiche::accept(&scid, None, local, from, &mut config) {
+            match quiche::accept_with_buf_factory(&scid, None, local, from, &mut config) {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::debug!(from = %from, error = %e, "accept failed");

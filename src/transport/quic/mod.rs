@@ -2,12 +2,14 @@
 //! configuration, and what runs on a connection (raw moq-lite or WebTransport).
 
 mod app;
+mod buffers;
 pub mod cid;
 mod config;
 mod connection;
 mod endpoint;
 mod streams;
 
+pub use buffers::{QuicConnection, SharedBufs};
 pub use config::{alpn_list, client_config, server_config, QuicSettings};
 pub use connection::Connection;
 pub use endpoint::{Endpoint, PacketOut};

@@ -1,6 +1,8 @@
 //! [`Streams`] on a raw quiche connection: a moq ALPN makes the QUIC connection the session.
 
+use super::buffers::QuicConnection;
 use crate::transport::streams::{StreamError, StreamId, Streams};
+use bytes::Bytes;
 
 /// Next locally initiated stream ids of one connection.
 #[derive(Debug)]
@@ -23,7 +25,7 @@ impl StreamIds {
 
 /// A quiche connection seen through the session stream interface.
 pub struct QuicStreams<'a> {
-    pub conn: &'a mut quiche::Connection,
+    pub conn: &'a mut QuicConnection,
     pub ids: &'a mut StreamIds,
 }
 
@@ -60,6 +62,17 @@ impl Streams for QuicStreams<'_> {
             Ok(n) => Ok(n),
             // An empty FIN on a stream with no room yet is still "nothing written".
             Err(quiche::Error::Done) if data.is_empty() => Err(StreamError::Blocked),
+            Err(e) => Err(map(e)),
+        }
+    }
+
+    fn send_shared(&mut self, id: StreamId, data: &Bytes, fin: bool) -> Result<usize, StreamError> {
+        if data.is_empty() {
+            return self.send(id, &[], fin);
+        }
+        // quiche keeps a clone (a refcount) and splits off whatever did not fit.
+        match self.conn.stream_send_zc(id, data.clone(), fin) {
+            Ok((n, _unsent)) => Ok(n),
             Err(e) => Err(map(e)),
         }
     }

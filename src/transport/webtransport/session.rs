@@ -23,6 +23,7 @@ use super::settings::{self, Settings};
 use super::stream_type::{classify, UniStream};
 use super::streams::WebTransportStreams;
 use super::{qpack, H3Error};
+use crate::transport::quic::QuicConnection;
 use std::collections::{HashMap, VecDeque};
 
 /// The most peer streams whose headers we hold before the session is accepted.
@@ -108,7 +109,7 @@ enum Varint {
 }
 
 /// Reads one varint byte by byte into `part`, so no byte past it is consumed.
-fn read_varint(conn: &mut quiche::Connection, id: u64, part: &mut Vec<u8>) -> Varint {
+fn read_varint(conn: &mut QuicConnection, id: u64, part: &mut Vec<u8>) -> Varint {
     loop {
         let want = match part.first() {
             None => 1,
@@ -139,7 +140,7 @@ fn read_varint(conn: &mut quiche::Connection, id: u64, part: &mut Vec<u8>) -> Va
 
 /// Reads whatever is available into `buf`, up to `MAX_BUFFER`; returns whether the stream
 /// ended (FIN or reset), or an error if the bound is hit.
-fn read_into(conn: &mut quiche::Connection, id: u64, buf: &mut Vec<u8>) -> Result<bool, H3Error> {
+fn read_into(conn: &mut QuicConnection, id: u64, buf: &mut Vec<u8>) -> Result<bool, H3Error> {
     let mut chunk = [0u8; 4096];
     loop {
         let room = MAX_BUFFER.saturating_sub(buf.len()).min(chunk.len());
@@ -196,7 +197,7 @@ impl WebTransportSession {
     }
 
     /// Streams view for moq-lite.
-    pub fn streams<'a>(&'a mut self, conn: &'a mut quiche::Connection) -> WebTransportStreams<'a> {
+    pub fn streams<'a>(&'a mut self, conn: &'a mut QuicConnection) -> WebTransportStreams<'a> {
         WebTransportStreams { conn, wt: self }
     }
 
@@ -206,7 +207,7 @@ impl WebTransportSession {
         entry.1 |= fin;
     }
 
-    pub(super) fn flush(&mut self, conn: &mut quiche::Connection) {
+    pub(super) fn flush(&mut self, conn: &mut QuicConnection) {
         // An entry stays until all its bytes, and its FIN, went into quiche.
         self.pending
             .retain(|&id, (data, fin)| match conn.stream_send(id, data, *fin) {
@@ -220,13 +221,13 @@ impl WebTransportSession {
             });
     }
 
-    fn fail(&mut self, conn: &mut quiche::Connection, code: u64, reason: &str) {
+    fn fail(&mut self, conn: &mut QuicConnection, code: u64, reason: &str) {
         let _ = conn.close(true, code, reason.as_bytes());
         self.state = State::Closed;
     }
 
     /// Moves the HTTP/3 side forward; returns what happened since the last call.
-    pub fn drive(&mut self, conn: &mut quiche::Connection) -> Vec<Event> {
+    pub fn drive(&mut self, conn: &mut QuicConnection) -> Vec<Event> {
         if !conn.is_established() && !conn.is_in_early_data() {
             return Vec::new();
         }
@@ -253,7 +254,7 @@ impl WebTransportSession {
         std::mem::take(&mut self.events)
     }
 
-    pub(super) fn on_readable(&mut self, conn: &mut quiche::Connection, id: u64) {
+    pub(super) fn on_readable(&mut self, conn: &mut QuicConnection, id: u64) {
         let peer_initiated = id & 1 == 0;
         let bidi = id & 2 == 0;
         let state = match self.peers.remove(&id) {
@@ -277,7 +278,7 @@ impl WebTransportSession {
     }
 
     /// Runs a peer stream's state machine as far as its data goes; `None` drops the stream.
-    fn advance(&mut self, conn: &mut quiche::Connection, id: u64, state: Peer) -> Option<Peer> {
+    fn advance(&mut self, conn: &mut QuicConnection, id: u64, state: Peer) -> Option<Peer> {
         let mut state = state;
         loop {
             state = match state {
@@ -406,14 +407,14 @@ impl WebTransportSession {
         }
     }
 
-    fn refuse(&mut self, conn: &mut quiche::Connection, id: u64, code: u64) {
+    fn refuse(&mut self, conn: &mut QuicConnection, id: u64, code: u64) {
         let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, code);
         if id & 2 == 0 {
             let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, code);
         }
     }
 
-    fn on_header(&mut self, conn: &mut quiche::Connection, id: u64, session: u64) -> Option<Peer> {
+    fn on_header(&mut self, conn: &mut QuicConnection, id: u64, session: u64) -> Option<Peer> {
         if Some(session) != self.session_id && self.session_id.is_some() {
             self.refuse(conn, id, error_code::H3_ID_ERROR);
             return None;
@@ -446,7 +447,7 @@ impl WebTransportSession {
     /// Parses buffered control frames; `None` means the connection failed.
     fn control_frames(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicConnection,
         buf: &mut Vec<u8>,
         mut settings: bool,
         skip: &mut u64,
@@ -512,7 +513,7 @@ impl WebTransportSession {
 
     fn connect_stream(
         &mut self,
-        conn: &mut quiche::Connection,
+        conn: &mut QuicConnection,
         id: u64,
         mut buf: Vec<u8>,
         mut capsules: Vec<u8>,
@@ -610,7 +611,7 @@ impl WebTransportSession {
         Some(Peer::Connect { buf, capsules })
     }
 
-    fn reject_with(&mut self, conn: &mut quiche::Connection, id: u64, status: u16) {
+    fn reject_with(&mut self, conn: &mut QuicConnection, id: u64, status: u16) {
         let mut out = Vec::new();
         frame::encode_frame(
             frame::HEADERS,
@@ -624,7 +625,7 @@ impl WebTransportSession {
 
     /// Accepts the pending CONNECT with the chosen protocol: answers 200 and releases the
     /// WebTransport streams that arrived early.
-    pub fn accept(&mut self, conn: &mut quiche::Connection, protocol: Option<&str>) {
+    pub fn accept(&mut self, conn: &mut QuicConnection, protocol: Option<&str>) {
         let Some(id) = self.session_id else { return };
         if self.state != State::Requested {
             return;
@@ -659,7 +660,7 @@ impl WebTransportSession {
     }
 
     /// Rejects the pending CONNECT with `status` (401/403 for auth) and FINs its stream.
-    pub fn reject(&mut self, conn: &mut quiche::Connection, status: u16) {
+    pub fn reject(&mut self, conn: &mut QuicConnection, status: u16) {
         if let (Some(id), State::Requested) = (self.session_id, &self.state) {
             self.reject_with(conn, id, status);
         }
@@ -692,8 +693,8 @@ mod tests {
     }
 
     struct Pair {
-        client: quiche::Connection,
-        server: quiche::Connection,
+        client: QuicConnection,
+        server: QuicConnection,
         _dir: tempfile::TempDir,
     }
 
@@ -707,8 +708,10 @@ mod tests {
         let saddr: SocketAddr = "127.0.0.1:2000".parse().unwrap();
         let ccid = quiche::ConnectionId::from_ref(&[1; 16]);
         let scid = quiche::ConnectionId::from_ref(&[2; 16]);
-        let client = quiche::connect(Some("localhost"), &ccid, caddr, saddr, &mut cc).unwrap();
-        let server = quiche::accept(&scid, None, saddr, caddr, &mut sc).unwrap();
+        let client =
+            quiche::connect_with_buffer_factory(Some("localhost"), &ccid, caddr, saddr, &mut cc)
+                .unwrap();
+        let server = quiche::accept_with_buf_factory(&scid, None, saddr, caddr, &mut sc).unwrap();
         let mut p = Pair {
             client,
             server,
@@ -746,7 +749,7 @@ mod tests {
         }
     }
 
-    fn read_all(conn: &mut quiche::Connection, id: u64) -> Result<(Vec<u8>, bool), quiche::Error> {
+    fn read_all(conn: &mut QuicConnection, id: u64) -> Result<(Vec<u8>, bool), quiche::Error> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {

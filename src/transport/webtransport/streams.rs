@@ -7,7 +7,9 @@ use super::error_code::{self, from_http3, stream_code_to_http3};
 use super::frame;
 use super::header;
 use super::session::{Peer, State, WebTransportSession};
+use crate::transport::quic::QuicConnection;
 use crate::transport::streams::{StreamError, StreamId, Streams};
+use bytes::Bytes;
 
 fn map(err: quiche::Error) -> StreamError {
     match err {
@@ -24,7 +26,7 @@ fn map(err: quiche::Error) -> StreamError {
 
 /// A WebTransport session seen through the moq-lite stream interface.
 pub struct WebTransportStreams<'a> {
-    pub conn: &'a mut quiche::Connection,
+    pub conn: &'a mut QuicConnection,
     pub wt: &'a mut WebTransportSession,
 }
 
@@ -57,6 +59,17 @@ impl WebTransportStreams<'_> {
         self.wt.flush(self.conn);
         Ok(id)
     }
+
+    /// Payload may follow only once the stream's WebTransport header is all written.
+    fn header_written(&mut self, id: StreamId) -> Result<(), StreamError> {
+        if self.wt.pending.contains_key(&id) {
+            self.wt.flush(self.conn);
+            if self.wt.pending.contains_key(&id) {
+                return Err(StreamError::Blocked);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Streams for WebTransportStreams<'_> {
@@ -69,15 +82,21 @@ impl Streams for WebTransportStreams<'_> {
     }
 
     fn send(&mut self, id: StreamId, data: &[u8], fin: bool) -> Result<usize, StreamError> {
-        if self.wt.pending.contains_key(&id) {
-            self.wt.flush(self.conn);
-            if self.wt.pending.contains_key(&id) {
-                return Err(StreamError::Blocked);
-            }
-        }
+        self.header_written(id)?;
         match self.conn.stream_send(id, data, fin) {
             Ok(n) => Ok(n),
             Err(quiche::Error::Done) if data.is_empty() => Err(StreamError::Blocked),
+            Err(e) => Err(map(e)),
+        }
+    }
+
+    fn send_shared(&mut self, id: StreamId, data: &Bytes, fin: bool) -> Result<usize, StreamError> {
+        if data.is_empty() {
+            return self.send(id, data, fin);
+        }
+        self.header_written(id)?;
+        match self.conn.stream_send_zc(id, data.clone(), fin) {
+            Ok((n, _unsent)) => Ok(n),
             Err(e) => Err(map(e)),
         }
     }
