@@ -1,6 +1,6 @@
 //! Command-line arguments of `moq-bench`, with per-workload defaults resolved into [`Args`].
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +21,7 @@ pub enum Workload {
 
 /// A moq-lite-05 load generator over raw QUIC.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "moq-bench", version)]
+#[command(name = "moq-bench", version, args_override_self = true)]
 pub struct Cli {
     /// The relay's UDP address.
     #[arg(long, default_value = "127.0.0.1:4443")]
@@ -76,6 +76,16 @@ pub struct Cli {
     /// Verify the relay's certificate (off by default: dev relays are self-signed).
     #[arg(long)]
     pub verify: bool,
+    /// Start from a named workload (see `--list-presets`); other flags given override it.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// Print the named workloads and exit.
+    #[arg(long)]
+    pub list_presets: bool,
+    /// The relay's process id, when it runs on this host: its CPU time over the measured
+    /// window and its RSS are reported beside the load's figures.
+    #[arg(long, value_name = "PID")]
+    pub relay_pid: Option<u32>,
 }
 
 /// Parses `20s`, `500ms`, `2m` or a bare number of seconds.
@@ -109,9 +119,13 @@ pub struct Args {
 }
 
 impl Args {
-    /// Parses the command line and validates it.
-    pub fn parse() -> Result<Self, String> {
-        Self::from_cli(Cli::parse())
+    /// Parses `argv` (presets expanded) and validates it.
+    pub fn parse_from(argv: Vec<String>) -> Result<Self, clap::Error> {
+        let argv = crate::presets::expand(argv)
+            .map_err(|e| Cli::command().error(clap::error::ErrorKind::InvalidValue, e))?;
+        let cli = Cli::try_parse_from(argv)?;
+        Self::from_cli(cli)
+            .map_err(|e| Cli::command().error(clap::error::ErrorKind::InvalidValue, e))
     }
 
     /// Resolves defaults and checks ranges.

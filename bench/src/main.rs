@@ -1,142 +1,37 @@
-//! `moq-bench`: a thread-per-core moq-lite-05 load generator over raw QUIC. It builds a plan
-//! (fanout, broadcasts, chat or idle), splits the connections across `--threads` workers,
-//! runs them along one timeline (ramp, warmup, measured window, drain), then merges what
-//! they counted and prints the report.
+//! The `moq-bench` command: parses the arguments, runs the load ([`moq_bench::run`]), prints
+//! the report and writes it as JSON with `--json`.
 
-mod args;
-mod clock;
-mod conn;
-mod group;
-mod publish;
-mod session;
-mod stats;
-mod worker;
-mod workload;
-
-use args::Args;
-use stats::{Report, RunInfo, Stats};
-use std::sync::Arc;
-use workload::{Plan, Timeline, CLOSE, DRAIN};
+use moq_bench::{presets, Args};
 
 fn main() {
-    match run() {
-        Ok(()) => {}
+    let args = match Args::parse_from(std::env::args().collect()) {
+        Ok(args) => args,
         Err(e) => {
-            eprintln!("moq-bench: {e}");
-            std::process::exit(2);
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
         }
+    };
+    if args.cli.list_presets {
+        print!("{}", presets::listing());
+        return;
+    }
+    if let Err(e) = run(&args) {
+        eprintln!("moq-bench: {e}");
+        std::process::exit(2);
     }
 }
 
-fn run() -> Result<(), String> {
-    let args = Args::parse()?;
-    raise_fd_limit();
-    let cli = &args.cli;
-    let tag = format!("{:08x}", rand::random::<u32>());
-    let plan = Arc::new(Plan::new(&args, &tag));
-    if plan.conns.is_empty() {
-        return Err("the plan has no connections".into());
-    }
-    let timeline = Timeline::new(&args, &plan);
-    let lead = timeline.measure_start - timeline.start;
-    if lead > cli.warmup {
-        eprintln!(
-            "moq-bench: ramping {} connections takes {:.1} s; the window starts after {:.1} s instead of the {:.1} s warmup",
-            plan.conns.len(),
-            plan.ramp_time().as_secs_f64(),
-            lead.as_secs_f64(),
-            cli.warmup.as_secs_f64()
-        );
-    }
-    eprintln!(
-        "moq-bench: {:?} against {} ({} connections, {} threads, tag {tag}); measuring {:.1}s after {:.1}s, ending by {:.1}s",
-        plan.workload,
-        cli.relay,
-        plan.conns.len(),
-        cli.threads,
-        cli.duration.as_secs_f64(),
-        lead.as_secs_f64(),
-        (lead + cli.duration + DRAIN + CLOSE).as_secs_f64()
-    );
-
-    let mut handles = Vec::new();
-    for t in 0..cli.threads {
-        let conns: Vec<usize> = (t..plan.conns.len()).step_by(cli.threads).collect();
-        let input = worker::WorkerInput {
-            plan: plan.clone(),
-            conns,
-            timeline,
-            relay: cli.relay,
-            server_name: cli.server_name.clone(),
-            path: cli.path.clone(),
-            connect_timeout: cli.connect_timeout,
-            verify: cli.verify,
-        };
-        let handle = std::thread::Builder::new()
-            .name(format!("bench-{t}"))
-            .spawn(move || worker::run(input))
-            .map_err(|e| format!("spawning a worker: {e}"))?;
-        handles.push(handle);
-    }
-    let mut total = Stats::new();
-    let mut first_error = None;
-    for handle in handles {
-        let out = handle
-            .join()
-            .map_err(|_| "a worker thread panicked".to_string())??;
-        total.merge(&out.stats);
-        if first_error.is_none() {
-            first_error = out.first_error;
-        }
-    }
-    let wall = timeline.start.elapsed().as_secs_f64();
-    let report = Report::new(
-        RunInfo {
-            workload: plan.workload,
-            relay: cli.relay.to_string(),
-            threads: cli.threads,
-            connections: plan.conns.len() as u64,
-            fps: args.fps,
-            frame_bytes: args.frame_bytes,
-            measured_secs: cli.duration.as_secs_f64(),
-            window_unix_ms: (timeline.measure_start_unix_ms, timeline.measure_end_unix_ms),
-            cpu: clock::cpu_seconds(),
-            wall_secs: wall,
-        },
-        &total,
-    );
-    print!("{}", report.table());
-    if let Some(path) = &cli.json {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+fn run(args: &Args) -> Result<(), String> {
+    let outcome = moq_bench::run(args)?;
+    print!("{}", outcome.report.table());
+    if let Some(path) = &args.cli.json {
+        let text = serde_json::to_string_pretty(&outcome.report).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n")
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
-    if total.connected == 0 {
-        return Err(format!(
-            "could not connect to the relay at {}: none of {} connections completed the handshake ({})",
-            cli.relay,
-            plan.conns.len(),
-            first_error.unwrap_or_else(|| "no reason recorded".into())
-        ));
-    }
-    if let Some(e) = first_error {
+    if let Some(e) = outcome.first_error {
         eprintln!("moq-bench: note: {e}");
     }
     Ok(())
-}
-
-/// Raises the open-file soft limit to the hard limit: one socket per connection.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

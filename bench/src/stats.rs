@@ -2,6 +2,7 @@
 //! (a human table on stdout and the same figures as JSON).
 
 use crate::args::Workload;
+use crate::relay_process::RelayCost;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -141,6 +142,12 @@ pub struct Report {
     /// CPU seconds over wall seconds of the whole run, as a percentage of one core.
     pub cpu_pct_of_core: f64,
     pub wall_secs: f64,
+    /// The relay's own cost over the window (`--relay-pid`).
+    pub relay_process: Option<RelayCost>,
+    /// Relay CPU seconds per delivered GB (10^9 bytes) of payload.
+    pub relay_cpu_s_per_gb: Option<f64>,
+    /// (Relay RSS peak in the window - RSS before the run) / planned connections.
+    pub relay_rss_per_connection_bytes: Option<f64>,
 }
 
 /// Inputs to [`Report::new`] that are not counters.
@@ -155,6 +162,7 @@ pub struct RunInfo {
     pub window_unix_ms: (u64, u64),
     pub cpu: (f64, f64),
     pub wall_secs: f64,
+    pub relay_process: Option<RelayCost>,
 }
 
 impl Report {
@@ -215,6 +223,16 @@ impl Report {
                 0.0
             },
             wall_secs: info.wall_secs,
+            relay_cpu_s_per_gb: info
+                .relay_process
+                .as_ref()
+                .filter(|_| s.bytes_delivered > 0)
+                .map(|r| r.cpu_secs / (s.bytes_delivered as f64 / 1e9)),
+            relay_rss_per_connection_bytes: info.relay_process.as_ref().map(|r| {
+                (r.rss_peak_bytes as f64 - r.rss_start_bytes as f64)
+                    / info.connections.max(1) as f64
+            }),
+            relay_process: info.relay_process,
         }
     }
 
@@ -294,6 +312,30 @@ impl Report {
                 ),
             ),
         ];
+        let mut rows = rows;
+        if let Some(r) = &self.relay_process {
+            let per_gb = self
+                .relay_cpu_s_per_gb
+                .map_or("n/a".to_string(), |v| format!("{v:.2} s per GB delivered"));
+            rows.push((
+                "relay cpu",
+                format!(
+                    "{:.2} s over {:.1} s = {:.1} % of one core, {per_gb}",
+                    r.cpu_secs,
+                    r.window_secs,
+                    r.cpu_pct()
+                ),
+            ));
+            rows.push((
+                "relay rss",
+                format!(
+                    "{:.1} MiB peak, {:.1} MiB before, {:.1} KiB per connection",
+                    r.rss_peak_bytes as f64 / 1048576.0,
+                    r.rss_start_bytes as f64 / 1048576.0,
+                    self.relay_rss_per_connection_bytes.unwrap_or(0.0) / 1024.0
+                ),
+            ));
+        }
         for (name, value) in rows {
             let _ = writeln!(out, "{name:<18} {value}");
         }
@@ -324,6 +366,13 @@ mod tests {
             window_unix_ms: (1_000, 2_000),
             cpu: (0.5, 0.5),
             wall_secs: 2.0,
+            relay_process: Some(RelayCost {
+                pid: 1,
+                cpu_secs: 0.25,
+                window_secs: 1.0,
+                rss_start_bytes: 1 << 20,
+                rss_peak_bytes: 3 << 20,
+            }),
         };
         let r = Report::new(info, &a);
         assert_eq!(r.frames_delivered, 2);
@@ -336,5 +385,9 @@ mod tests {
         assert_eq!(r.bytes_delivered, 200);
         assert!((r.latency_max_ms - 4.0).abs() < 0.01);
         assert!(r.table().contains("delivery"));
+        // 0.25 CPU s for 200 bytes: 1.25e6 s per GB; 2 MiB over 2 connections.
+        assert!((r.relay_cpu_s_per_gb.unwrap() - 1.25e6).abs() < 1.0);
+        assert_eq!(r.relay_rss_per_connection_bytes, Some(1048576.0));
+        assert!(r.table().contains("25.0 % of one core"));
     }
 }

@@ -1,0 +1,152 @@
+//! The relay's own cost, read from `/proc` while the run goes on: CPU seconds over exactly
+//! the measured window, its peak RSS in the window, and its RSS before the first connection.
+//! Only for a relay on this host (`--relay-pid`).
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often RSS is sampled inside the window.
+const RSS_EVERY: Duration = Duration::from_millis(100);
+
+/// What the relay process cost over the measured window.
+#[derive(Clone, Debug, Serialize)]
+pub struct RelayCost {
+    pub pid: u32,
+    /// User + system CPU seconds inside the window (all threads).
+    pub cpu_secs: f64,
+    pub window_secs: f64,
+    /// RSS read before the run started connecting.
+    pub rss_start_bytes: u64,
+    /// Highest RSS sampled inside the window.
+    pub rss_peak_bytes: u64,
+}
+
+impl RelayCost {
+    /// CPU time over the window as a percentage of one core.
+    pub fn cpu_pct(&self) -> f64 {
+        if self.window_secs > 0.0 {
+            100.0 * self.cpu_secs / self.window_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// CPU seconds (user + system) and RSS bytes of process `pid`, or `None` once it is gone.
+pub fn read(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the name: state is field 3 of stat(5), so utime (14) and stime (15) sit at 11, 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    let rss_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let (ticks, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let cpu = (utime + stime) as f64 / ticks.max(1) as f64;
+    Some((cpu, rss_pages * page.max(1) as u64))
+}
+
+/// A thread that watches the relay over the window.
+pub struct Watcher {
+    handle: JoinHandle<Result<RelayCost, String>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Watcher {
+    /// Starts watching `pid`: reads RSS now, CPU at `window_start` and `window_end`.
+    pub fn start(pid: u32, window_start: Instant, window_end: Instant) -> Result<Self, String> {
+        let (_, rss_start_bytes) =
+            read(pid).ok_or_else(|| format!("no process {pid} to watch (--relay-pid)"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("relay-watch".into())
+            .spawn(move || {
+                let gone = || format!("relay process {pid} went away during the run");
+                sleep_until(window_start, &stopped);
+                let (cpu0, mut peak) = read(pid).ok_or_else(gone)?;
+                let t0 = Instant::now();
+                while Instant::now() < window_end && !stopped.load(Ordering::Relaxed) {
+                    let left = window_end.saturating_duration_since(Instant::now());
+                    std::thread::sleep(left.min(RSS_EVERY));
+                    if let Some((_, rss)) = read(pid) {
+                        peak = peak.max(rss);
+                    }
+                }
+                let (cpu1, rss) = read(pid).ok_or_else(gone)?;
+                Ok(RelayCost {
+                    pid,
+                    cpu_secs: (cpu1 - cpu0).max(0.0),
+                    window_secs: t0.elapsed().as_secs_f64(),
+                    rss_start_bytes,
+                    rss_peak_bytes: peak.max(rss),
+                })
+            })
+            .map_err(|e| format!("spawning the relay watcher: {e}"))?;
+        Ok(Self { handle, stop })
+    }
+
+    /// Waits for the window to end (or stops early) and returns what was measured.
+    pub fn finish(self, early: bool) -> Result<RelayCost, String> {
+        if early {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        self.handle
+            .join()
+            .map_err(|_| "the relay watcher panicked".to_string())?
+    }
+}
+
+fn sleep_until(at: Instant, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(RSS_EVERY));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let (cpu, rss) = read(std::process::id()).expect("our own /proc entry");
+        assert!(cpu >= 0.0);
+        assert!(rss > 0);
+        assert!(read(u32::MAX).is_none(), "no such pid");
+    }
+
+    #[test]
+    fn watches_a_short_window() {
+        let now = Instant::now();
+        let w = Watcher::start(
+            std::process::id(),
+            now + Duration::from_millis(20),
+            now + Duration::from_millis(250),
+        )
+        .unwrap();
+        // Burn some CPU inside the window so the figure is not trivially zero.
+        let mut x = 0u64;
+        while now.elapsed() < Duration::from_millis(240) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let cost = w.finish(false).unwrap();
+        assert!(cost.window_secs >= 0.2, "{cost:?}");
+        assert!(cost.cpu_secs > 0.0, "{cost:?}");
+        assert!(cost.rss_peak_bytes >= cost.rss_start_bytes / 2, "{cost:?}");
+    }
+}
