@@ -6,8 +6,11 @@ use crate::wire::{DecodeError, Message, Version};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 
-/// How much one read asks the transport for.
-const READ_CHUNK: usize = 64 * 1024;
+/// What a stream's first read asks the transport for: enough for control messages, small
+/// enough that thousands of idle sessions do not pin large buffers.
+const FIRST_READ: usize = 1024;
+/// The most one read asks for; a stream that keeps filling its reads doubles up to this.
+const MAX_READ: usize = 64 * 1024;
 
 /// What reading a stream produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,6 +28,8 @@ pub enum ReadOutcome {
 pub struct Inbound {
     pub buf: BytesMut,
     pub finished: bool,
+    /// Size of the next read (0 = not read yet: [`FIRST_READ`]).
+    chunk: usize,
 }
 
 impl Inbound {
@@ -35,17 +40,25 @@ impl Inbound {
             if self.buf.len() >= limit {
                 return ReadOutcome::Open;
             }
-            self.buf.reserve(READ_CHUNK);
+            let chunk = self.chunk.max(FIRST_READ);
+            self.buf.reserve(chunk);
             let spare = self.buf.spare_capacity_mut();
             // SAFETY: the transport only writes initialized bytes into the slice and
             // reports how many; we expose exactly those below.
             let spare = unsafe {
                 std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), spare.len())
             };
+            let offered = spare.len();
             match streams.recv(id, spare) {
                 Ok((n, fin)) => {
                     // SAFETY: `n` bytes were just written by `recv`.
                     unsafe { self.buf.set_len(self.buf.len() + n) };
+                    // A read that filled all we offered means a bulk stream: read bigger.
+                    self.chunk = if n >= offered {
+                        (chunk * 2).min(MAX_READ)
+                    } else {
+                        chunk
+                    };
                     if fin {
                         self.finished = true;
                         return ReadOutcome::Finished;
