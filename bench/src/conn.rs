@@ -1,7 +1,9 @@
 //! One QUIC connection on its own non-blocking UDP socket (so a relay's SO_REUSEPORT group
-//! spreads connections by source port): receive until the socket is empty, send every
-//! packet quiche has ready with `send_to`, and drive quiche's timer.
+//! spreads connections by source port): receive until the socket is empty (`recvmmsg`, with
+//! GRO where the kernel has it, as QUIC stacks on real hosts do), send every packet quiche
+//! has ready with `send_to`, and drive quiche's timer.
 
+use shards::udp::RecvBatch;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
@@ -15,6 +17,7 @@ pub struct Transport {
     pub conn: quiche::Connection,
     socket: UdpSocket,
     local: SocketAddr,
+    gro: bool,
 }
 
 impl Transport {
@@ -44,6 +47,7 @@ impl Transport {
                 );
             }
         }
+        let gro = shards::udp::enable_gro(socket.as_raw_fd());
         let local = socket.local_addr()?;
         let scid: [u8; 16] = rand::random();
         let scid = quiche::ConnectionId::from_ref(&scid);
@@ -53,6 +57,7 @@ impl Transport {
             conn,
             socket,
             local,
+            gro,
         })
     }
 
@@ -60,23 +65,24 @@ impl Transport {
         self.socket.as_raw_fd()
     }
 
-    /// Feeds every queued datagram to quiche; returns how many there were.
-    pub fn recv_all(&mut self, buf: &mut [u8]) -> usize {
+    /// Feeds every queued datagram to quiche; returns how many there were. `batch` must
+    /// have `MAX_RECV_LEN` buffers (GRO may coalesce).
+    pub fn recv_all(&mut self, batch: &mut RecvBatch) -> usize {
         let mut count = 0;
-        loop {
-            match self.socket.recv_from(buf) {
-                Ok((len, from)) => {
-                    count += 1;
-                    let info = quiche::RecvInfo {
-                        from,
-                        to: self.local,
-                    };
-                    let _ = self.conn.recv(&mut buf[..len], info);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return count,
+        while let Ok(filled) = shards::udp::recv_batch_on(self.fd(), self.gro, batch) {
+            if filled == 0 {
+                break;
+            }
+            for (meta, datagram) in batch.segments_mut() {
+                count += 1;
+                let info = quiche::RecvInfo {
+                    from: meta.src,
+                    to: self.local,
+                };
+                let _ = self.conn.recv(datagram, info);
             }
         }
+        count
     }
 
     /// Sends what quiche has ready; returns datagrams the socket refused.

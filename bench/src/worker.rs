@@ -8,6 +8,7 @@ use crate::stats::Stats;
 use crate::workload::{ConnSpec, Plan, Timeline};
 use moq_relay::transport::quic::{client_config, QuicSettings};
 use moq_relay::wire::Version;
+use shards::udp::{RecvBatch, MAX_RECV_LEN};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ struct Worker {
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
     stats: Stats,
     scratch: Vec<u8>,
+    /// Receive buffers shared by every socket of the worker (one `recvmmsg` at a time).
+    datagrams: RecvBatch,
     packet: Vec<u8>,
     closing: bool,
     first_error: Option<String>,
@@ -108,6 +111,7 @@ pub fn run(input: WorkerInput) -> Result<WorkerOutput, String> {
         heap: BinaryHeap::new(),
         stats: Stats::new(),
         scratch: vec![0; 65536],
+        datagrams: RecvBatch::new(8, MAX_RECV_LEN),
         packet: vec![0; 65536],
         closing: false,
         first_error: None,
@@ -176,7 +180,7 @@ impl Worker {
             for e in events.iter().take(n.max(0) as usize) {
                 let i = e.u64 as usize;
                 if let Some(t) = self.slots[i].transport.as_mut() {
-                    t.recv_all(&mut self.scratch);
+                    t.recv_all(&mut self.datagrams);
                     self.service(i, now);
                 }
             }

@@ -150,6 +150,90 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Op
     }
 }
 
+/// Enables UDP GRO on a socket; whether the kernel accepted it. A socket with GRO needs
+/// receive buffers of [`MAX_RECV_LEN`] bytes.
+pub fn enable_gro(fd: RawFd) -> bool {
+    set_int_option(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok()
+}
+
+/// One non-blocking `recvmmsg` on any UDP socket descriptor into `batch` (the shard sockets'
+/// receive, also usable outside an executor, e.g. by a load generator). Returns the number
+/// of filled buffers, or `WouldBlock`. A truncated or unaddressed datagram leaves an empty
+/// buffer (`len == 0`) for the caller to count. `gro` says whether GRO is enabled on `fd`.
+pub fn recv_batch_on(fd: RawFd, gro: bool, batch: &mut RecvBatch) -> io::Result<usize> {
+    batch.filled = 0;
+    if gro && batch.buf_len < MAX_RECV_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "GRO is enabled: receive buffers must be MAX_RECV_LEN bytes",
+        ));
+    }
+    let n = batch.capacity();
+    // SAFETY: plain-data arrays; every field used is initialised below.
+    let mut iovs: [libc::iovec; MAX_RECV_BATCH] = unsafe { mem::zeroed() };
+    let mut hdrs: [libc::mmsghdr; MAX_RECV_BATCH] = unsafe { mem::zeroed() };
+    let storage = batch.storage.as_mut_ptr();
+    for i in 0..n {
+        iovs[i] = libc::iovec {
+            // SAFETY: buffer i lies within storage (n * buf_len bytes).
+            iov_base: unsafe { storage.add(i * batch.buf_len) }.cast(),
+            iov_len: batch.buf_len,
+        };
+        let hdr = &mut hdrs[i].msg_hdr;
+        hdr.msg_name = (&mut batch.names[i] as *mut libc::sockaddr_storage).cast();
+        hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        hdr.msg_iov = &mut iovs[i];
+        hdr.msg_iovlen = 1;
+        hdr.msg_control = batch.cmsgs[i].0.as_mut_ptr().cast();
+        hdr.msg_controllen = cmsg::CMSG_CAPACITY as _;
+    }
+    let received = loop {
+        // SAFETY: n valid mmsghdrs pointing at live buffers owned by `batch`.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r >= 0 {
+            break r as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    for (i, mmsg) in hdrs.iter().enumerate().take(received.min(n)) {
+        let hdr = &mmsg.msg_hdr;
+        let len = (mmsg.msg_len as usize).min(batch.buf_len);
+        let src = sockaddr_to_std(&batch.names[i], hdr.msg_namelen);
+        // SAFETY: the control buffer was written by recvmmsg, bounded by msg_controllen.
+        let decoded = unsafe { cmsg::decode(hdr) };
+        let meta = &mut batch.meta[i];
+        *meta = match src {
+            Some(src) if hdr.msg_flags & libc::MSG_TRUNC == 0 => {
+                let stride = decoded.gro_segment.map_or(len, |s| s.min(len));
+                RecvMeta {
+                    src,
+                    dst_ip: decoded.dst_ip,
+                    len,
+                    stride,
+                }
+            }
+            // Truncated or unaddressed: an empty buffer the caller counts as dropped.
+            _ => RecvMeta {
+                src: src.unwrap_or(RecvMeta::default().src),
+                ..RecvMeta::default()
+            },
+        };
+    }
+    batch.filled = received.min(n);
+    Ok(batch.filled)
+}
+
 /// A shard's UDP socket with the batched GSO/GRO fast path.
 ///
 /// Must be created and used inside a glommio executor (the shard that owns it).
@@ -187,7 +271,7 @@ impl UdpSocket {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP socket"))?;
         let ipv6 = local_addr.is_ipv6();
         let fd = socket.as_raw_fd();
-        let gro = set_int_option(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok();
+        let gro = enable_gro(fd);
         // Destination addresses: best effort, only used for `RecvMeta::dst_ip`. On an IPv6
         // socket IP_PKTINFO covers its IPv4 (v4-mapped) traffic.
         if ipv6 {
@@ -272,86 +356,20 @@ impl UdpSocket {
     /// Receives whatever is queued into `batch` without waiting: the number of filled buffers,
     /// or `WouldBlock` when nothing is queued.
     pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        batch.filled = 0;
-        if self.gro && batch.buf_len < MAX_RECV_LEN {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "GRO is enabled: receive buffers must be MAX_RECV_LEN bytes",
-            ));
-        }
-        let n = batch.capacity();
-        // SAFETY: plain-data arrays; every field used is initialised below.
-        let mut iovs: [libc::iovec; MAX_RECV_BATCH] = unsafe { mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; MAX_RECV_BATCH] = unsafe { mem::zeroed() };
-        let storage = batch.storage.as_mut_ptr();
-        for i in 0..n {
-            iovs[i] = libc::iovec {
-                // SAFETY: buffer i lies within storage (n * buf_len bytes).
-                iov_base: unsafe { storage.add(i * batch.buf_len) }.cast(),
-                iov_len: batch.buf_len,
-            };
-            let hdr = &mut hdrs[i].msg_hdr;
-            hdr.msg_name = (&mut batch.names[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            hdr.msg_iov = &mut iovs[i];
-            hdr.msg_iovlen = 1;
-            hdr.msg_control = batch.cmsgs[i].0.as_mut_ptr().cast();
-            hdr.msg_controllen = cmsg::CMSG_CAPACITY as _;
-        }
-        let received = loop {
-            // SAFETY: n valid mmsghdrs pointing at live buffers owned by `batch`.
-            let r = unsafe {
-                libc::recvmmsg(
-                    self.fd,
-                    hdrs.as_mut_ptr(),
-                    n as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if r >= 0 {
-                break r as usize;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        };
-        for (i, mmsg) in hdrs.iter().enumerate().take(received.min(n)) {
-            let hdr = &mmsg.msg_hdr;
-            let len = (mmsg.msg_len as usize).min(batch.buf_len);
-            let src = sockaddr_to_std(&batch.names[i], hdr.msg_namelen);
-            // SAFETY: the control buffer was written by recvmmsg, bounded by msg_controllen.
-            let decoded = unsafe { cmsg::decode(hdr) };
-            let meta = &mut batch.meta[i];
-            match src {
-                Some(src) if hdr.msg_flags & libc::MSG_TRUNC == 0 => {
-                    let stride = decoded.gro_segment.map_or(len, |s| s.min(len));
-                    *meta = RecvMeta {
-                        src,
-                        dst_ip: decoded.dst_ip,
-                        len,
-                        stride,
-                    };
-                    bump(&self.counters.datagrams_received, meta.datagrams() as u64);
-                }
-                _ => {
-                    tracing::debug!(
-                        local = %self.local_addr,
-                        ?src,
-                        len,
-                        "dropping a truncated or unaddressed datagram"
-                    );
-                    *meta = RecvMeta {
-                        src: src.unwrap_or(RecvMeta::default().src),
-                        ..RecvMeta::default()
-                    };
-                    bump(&self.counters.receive_dropped, 1);
-                }
+        let filled = recv_batch_on(self.fd, self.gro, batch)?;
+        for meta in &batch.meta[..filled] {
+            if meta.len == 0 {
+                tracing::debug!(
+                    local = %self.local_addr,
+                    src = %meta.src,
+                    "dropping a truncated or unaddressed datagram"
+                );
+                bump(&self.counters.receive_dropped, 1);
+            } else {
+                bump(&self.counters.datagrams_received, meta.datagrams() as u64);
             }
         }
-        batch.filled = received.min(n);
-        Ok(batch.filled)
+        Ok(filled)
     }
 
     // ----- send -----
