@@ -16,12 +16,23 @@ use std::task::{Context, Poll, Waker};
 pub struct Notify {
     pending: Cell<bool>,
     waker: RefCell<Option<Waker>>,
+    /// Also notified by [`Notify::notify`]: the task that owns this notification's consumer.
+    forward: Option<Rc<Notify>>,
 }
 
 impl Notify {
     /// Creates a shareable notification.
     pub fn new() -> Rc<Self> {
         Rc::new(Self::default())
+    }
+
+    /// A notification that also notifies `task`: a flag for one kind of event (polled
+    /// with [`Notify::take`]) on a task woken by several.
+    pub fn forwarding_to(task: Rc<Notify>) -> Rc<Self> {
+        Rc::new(Self {
+            forward: Some(task),
+            ..Self::default()
+        })
     }
 
     /// Marks the consumer as needing to run and wakes it if it is waiting.
@@ -31,6 +42,9 @@ impl Notify {
         }
         if let Some(waker) = self.waker.borrow_mut().take() {
             waker.wake();
+        }
+        if let Some(task) = &self.forward {
+            task.notify();
         }
     }
 
@@ -83,5 +97,21 @@ mod tests {
         let mut again = Box::pin(notify.notified());
         assert!(again.as_mut().poll(&mut cx).is_pending());
         assert!(!notify.take());
+    }
+
+    #[test]
+    fn a_forwarding_notification_wakes_its_task_and_keeps_its_own_flag() {
+        let task = Notify::new();
+        let events = Notify::forwarding_to(task.clone());
+        events.notify();
+        assert!(task.take(), "the task was woken");
+        events.notify();
+        assert!(!task.take(), "coalesced until the flag is taken");
+        assert!(events.take());
+        assert!(!events.take());
+        task.notify();
+        assert!(!events.take(), "other wake-ups do not set the flag");
+        events.notify();
+        assert!(task.take());
     }
 }

@@ -39,6 +39,8 @@ pub struct Downstream {
     started: bool,
     ended: bool,
     groups: Vec<GroupOut>,
+    /// The transport refused the last group stream we tried to open.
+    open_blocked: bool,
     /// Groups dropped for this subscriber because it was behind.
     pub skipped: u64,
     headers: HeaderArena,
@@ -66,6 +68,7 @@ impl Downstream {
             started: false,
             ended: false,
             groups: Vec::new(),
+            open_blocked: false,
             skipped: 0,
             headers: HeaderArena::default(),
         }
@@ -149,8 +152,15 @@ impl Downstream {
         Step::Continue
     }
 
+    /// Whether writes are waiting for the transport: queued bytes or FINs, or a group
+    /// stream it would not open. Everything else waits for a track change.
+    pub fn has_backlog(&self) -> bool {
+        self.open_blocked || self.groups.iter().any(|g| g.out.has_pending())
+    }
+
     /// Opens streams for groups the subscriber has not seen yet.
     fn open_groups(&mut self, version: Version, streams: &mut dyn Streams, control: &mut Outbound) {
+        self.open_blocked = false;
         let track = self.handle.track().clone();
         while self.groups.len() < MAX_GROUPS_IN_FLIGHT {
             let candidate = match self.next {
@@ -167,7 +177,10 @@ impl Downstream {
             }
             let stream = match streams.open_uni() {
                 Ok(stream) => stream,
-                Err(_) => return,
+                Err(_) => {
+                    self.open_blocked = true;
+                    return;
+                }
             };
             if !self.started {
                 let mut buf = Vec::new();

@@ -178,6 +178,11 @@ impl Outbound {
         self.queue.is_empty()
     }
 
+    /// Whether bytes or a FIN are still to be handed to the transport.
+    pub fn has_pending(&self) -> bool {
+        !self.queue.is_empty() || (self.fin && !self.fin_sent)
+    }
+
     /// Whether the FIN has been handed to the transport.
     pub fn fin_sent(&self) -> bool {
         self.fin_sent

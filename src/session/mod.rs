@@ -77,7 +77,6 @@ impl Close {
 pub struct Session {
     env: Rc<SessionEnv>,
     version: Version,
-    notify: Rc<Notify>,
     /// The connect path from the URL (WebTransport/WebSocket), or `None` on raw QUIC.
     url_path: Option<String>,
     setup_sent: bool,
@@ -93,6 +92,11 @@ pub struct Session {
     /// Peer streams that became active on authorization and still need a first look.
     activated: Vec<StreamId>,
     closed: bool,
+    /// Set by shard events (track data, announcements, upstream requests); the task's own
+    /// notification also fires for packets, which alone rarely give the server work.
+    events: Rc<Notify>,
+    /// The server must look at its subscriptions on the next step.
+    react_due: bool,
 }
 
 impl Session {
@@ -104,11 +108,11 @@ impl Session {
         notify: Rc<Notify>,
         url_path: Option<String>,
     ) -> Self {
-        let (me, inbox) = env.shard.register_session(notify.clone());
+        let events = Notify::forwarding_to(notify.clone());
+        let (me, inbox) = env.shard.register_session(events.clone());
         Self {
             env,
             version,
-            notify,
             url_path,
             setup_sent: false,
             scope: None,
@@ -121,6 +125,8 @@ impl Session {
             expires_at: None,
             activated: Vec::new(),
             closed: false,
+            events,
+            react_due: true,
         }
     }
 
@@ -142,6 +148,7 @@ impl Session {
     }
 
     fn step(&mut self, streams: &mut dyn Streams) -> Result<(), Close> {
+        self.react_due |= self.events.take();
         if self.expires_at.is_some_and(|at| Instant::now() >= at) {
             return Err(Close {
                 code: error_code::session::UNAUTHORIZED,
@@ -158,9 +165,11 @@ impl Session {
             self.authorize(&path, wire::Role::Both)?;
         }
         while let Some(id) = streams.next_readable() {
+            self.react_due = true;
             self.on_readable(streams, id)?;
         }
         for id in std::mem::take(&mut self.activated) {
+            self.react_due = true;
             self.process_incoming(streams, id)?;
         }
         if self.scope.is_some() {
@@ -395,7 +404,7 @@ impl Session {
             env: &self.env,
             version: self.version,
             scope: &scope,
-            notify: &self.notify,
+            notify: &self.events,
             peer_hop: self.consumer.peer_hop,
         };
         let keep = match kind {
@@ -467,10 +476,14 @@ impl Session {
             env: &self.env,
             version: self.version,
             scope: &scope,
-            notify: &self.notify,
+            notify: &self.events,
             peer_hop: self.consumer.peer_hop,
         };
-        self.server.react(&ctx, streams, &mut self.outbound);
+        // Packets alone (ACKs, mostly) only matter to subscriptions with writes pending.
+        if self.react_due || self.server.has_backlog() {
+            self.react_due = false;
+            self.server.react(&ctx, streams, &mut self.outbound);
+        }
         for id in self.server.take_done() {
             self.retire(id);
         }

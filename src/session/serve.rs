@@ -249,6 +249,11 @@ impl Server {
     }
 
     /// Writes announcement changes, TRACK_INFO replies and group data.
+    /// Whether a subscription has writes the transport did not take yet.
+    pub fn has_backlog(&self) -> bool {
+        self.subscriptions.values().any(Downstream::has_backlog)
+    }
+
     pub fn react(
         &mut self,
         ctx: &Ctx<'_>,
