@@ -8,7 +8,7 @@
 
 mod consume;
 mod egress;
-pub(crate) mod io;
+pub mod io;
 mod serve;
 
 use crate::auth::{Auth, AuthError, ConnectPath, Scope};
