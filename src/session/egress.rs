@@ -1,7 +1,7 @@
 //! One downstream subscription: a cursor over a shared track that turns cached and live
 //! groups into group streams for one subscriber, skipping ahead when it falls behind.
 
-use super::io::{HeaderArena, Outbound};
+use super::io::Outbound;
 use crate::model::{Group, GroupState, TrackEnd};
 use crate::relay::TrackHandle;
 use crate::transport::{StreamId, Streams};
@@ -43,7 +43,6 @@ pub struct Downstream {
     open_blocked: bool,
     /// Groups dropped for this subscriber because it was behind.
     pub skipped: u64,
-    headers: HeaderArena,
 }
 
 /// What the subscribe stream should do after a step.
@@ -70,7 +69,6 @@ impl Downstream {
             groups: Vec::new(),
             open_blocked: false,
             skipped: 0,
-            headers: HeaderArena::default(),
         }
     }
 
@@ -194,16 +192,17 @@ impl Downstream {
                 }
                 self.started = true;
             }
-            let id = self.id;
-            let header = self.headers.encode(|buf| {
-                UniType::Group.encode(version, buf)?;
-                GroupHeader {
-                    subscribe_id: id,
+            let mut header = Vec::with_capacity(16);
+            let header_ok = UniType::Group.encode(version, &mut header).is_ok()
+                && GroupHeader {
+                    subscribe_id: self.id,
                     sequence: group.sequence,
                 }
-                .encode(version, buf)
-            });
-            let Ok(header) = header else { return };
+                .encode(version, &mut header)
+                .is_ok();
+            if !header_ok {
+                return;
+            }
             streams.set_urgency(stream, GROUP_URGENCY);
             tracing::trace!(
                 subscription = self.id,
@@ -226,7 +225,6 @@ impl Downstream {
 
     /// Moves frames of in-flight groups into their streams, as far as the transport takes.
     fn write_groups(&mut self, version: Version, streams: &mut dyn Streams) {
-        let headers = &mut self.headers;
         self.groups.retain_mut(|g| loop {
             if g.out.flush(streams, g.stream).is_err() {
                 return false;
@@ -240,11 +238,12 @@ impl Downstream {
                     timestamp_delta: delta,
                     size: frame.payload.len() as u64,
                 };
-                let Ok(header) = headers.encode(|buf| header.encode(version, buf)) else {
+                let mut buf = Vec::with_capacity(16);
+                if header.encode(version, &mut buf).is_err() {
                     streams.reset(g.stream, code::INTERNAL);
                     return false;
-                };
-                g.out.push(header);
+                }
+                g.out.push(buf);
                 g.out.push(frame.payload);
                 g.last_timestamp = frame.timestamp;
                 g.next_frame += 1;

@@ -123,34 +123,6 @@ impl Inbound {
     }
 }
 
-/// Size of the blocks [`HeaderArena`] carves headers from.
-const ARENA_BLOCK: usize = 4096;
-
-/// Small encodings (frame and group headers) carved as [`Bytes`] from one shared block,
-/// so the hot path does not allocate per header: a block is allocated once per
-/// `ARENA_BLOCK` bytes of headers and freed when the last header cut from it is sent.
-#[derive(Default)]
-pub struct HeaderArena {
-    scratch: Vec<u8>,
-    block: BytesMut,
-}
-
-impl HeaderArena {
-    /// Runs `encode` into a scratch buffer and returns what it wrote as shared bytes.
-    pub fn encode<E>(
-        &mut self,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<Bytes, E> {
-        self.scratch.clear();
-        encode(&mut self.scratch)?;
-        if self.block.capacity() - self.block.len() < self.scratch.len() {
-            self.block = BytesMut::with_capacity(ARENA_BLOCK.max(self.scratch.len()));
-        }
-        self.block.extend_from_slice(&self.scratch);
-        Ok(self.block.split().freeze())
-    }
-}
-
 /// Bytes waiting to be written on one stream, then optionally a FIN.
 #[derive(Default)]
 pub struct Outbound {
@@ -221,48 +193,5 @@ impl Outbound {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn headers_are_carved_from_one_block_until_it_is_full() {
-        let mut arena = HeaderArena::default();
-        let a = arena
-            .encode(|b| -> Result<(), ()> {
-                b.extend_from_slice(b"abc");
-                Ok(())
-            })
-            .unwrap();
-        let b = arena
-            .encode(|b| -> Result<(), ()> {
-                b.extend_from_slice(b"de");
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!((&a[..], &b[..]), (&b"abc"[..], &b"de"[..]));
-        // SAFETY: both point into the same live block; the offset is only compared.
-        assert_eq!(
-            unsafe { b.as_ptr().offset_from(a.as_ptr()) },
-            3,
-            "same block"
-        );
-        let big = arena
-            .encode(|b| -> Result<(), ()> {
-                b.resize(ARENA_BLOCK, 7);
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(
-            big.len(),
-            ARENA_BLOCK,
-            "a header larger than what is left gets a fresh block"
-        );
-        assert_eq!(&a[..], b"abc", "earlier headers are untouched");
-        let failed = arena.encode(|_| Err("no"));
-        assert_eq!(failed, Err("no"));
     }
 }

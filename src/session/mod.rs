@@ -8,7 +8,7 @@
 
 mod consume;
 mod egress;
-pub mod io;
+pub(crate) mod io;
 mod serve;
 
 use crate::auth::{Auth, AuthError, ConnectPath, Scope};
