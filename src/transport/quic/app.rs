@@ -81,7 +81,8 @@ impl App {
                                 "WebTransport CONNECT rejected"
                             );
                         }
-                        Event::Drain => {}
+                        // Accepted and Refused answer a CONNECT of ours: client side only.
+                        Event::Drain | Event::Accepted { .. } | Event::Refused { .. } => {}
                         Event::Closed { code, reason } => {
                             tracing::info!(code, %reason, "WebTransport session closed by the peer");
                             let _ = q.close(true, u64::from(code), reason.as_bytes());

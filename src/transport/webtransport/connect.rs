@@ -1,5 +1,6 @@
 //! The extended CONNECT that opens a WebTransport session (RFC 9220, PROTOCOL.md §7.2 steps
-//! 3–4 and §1.2): validation, protocol choice, and our response.
+//! 3–4 and §1.2). Server side: validation, protocol choice, and our response. Client side:
+//! the request we send and the reading of the server's answer.
 
 use super::qpack::{self, Headers};
 use super::sfv;
@@ -120,6 +121,59 @@ pub fn encode_response(status: u16, protocol: Option<&str>) -> Vec<u8> {
     qpack::encode(&fields)
 }
 
+/// Encodes a client's CONNECT field section for `authority` and `path` (path and query),
+/// offering `protocols` in order of preference as `wt-available-protocols`.
+pub fn encode_request(authority: &str, path: &str, protocols: &[&str]) -> Vec<u8> {
+    let offered: Vec<String> = protocols.iter().map(|p| sfv::string_item(p)).collect();
+    let offered = offered.join(", ");
+    let mut fields = vec![
+        (":method", "CONNECT"),
+        (":protocol", "webtransport"),
+        (":scheme", "https"),
+        (":authority", authority),
+        (":path", path),
+    ];
+    if !protocols.is_empty() {
+        fields.push(("wt-available-protocols", offered.as_str()));
+    }
+    qpack::encode(&fields)
+}
+
+/// A server's answer to our CONNECT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectResponse {
+    pub status: u16,
+    /// The protocol the server chose (`wt-protocol`), if it named one.
+    pub protocol: Option<String>,
+}
+
+impl ConnectResponse {
+    /// Reads `:status` (a three-digit code, required) and `wt-protocol` (an sf-string).
+    pub fn from_headers(headers: &Headers) -> Result<Self, &'static str> {
+        if headers.count(":status") != 1 {
+            return Err("no single :status");
+        }
+        let status = headers
+            .get(":status")
+            .filter(|s| s.len() == 3)
+            .and_then(|s| s.parse::<u16>().ok())
+            .filter(|s| (100..600).contains(s))
+            .ok_or("bad :status")?;
+        let protocol = match headers.get("wt-protocol") {
+            None => None,
+            Some(value) => {
+                Some(sfv::parse_string_item(value).map_err(|_| "malformed wt-protocol")?)
+            }
+        };
+        Ok(Self { status, protocol })
+    }
+
+    /// Whether the session was accepted (any 2xx).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +266,46 @@ mod tests {
         let buf = qpack::encode(&good());
         let req = ConnectRequest::from_headers(&qpack::decode(&buf).unwrap()).unwrap();
         assert_eq!(req.protocol, "moq-lite-04");
+    }
+
+    #[test]
+    fn client_request_round_trips_through_the_server_checks() {
+        let buf = encode_request(
+            "localhost:4443",
+            "/anon?jwt=x",
+            &["moq-lite-05", "moq-lite-04"],
+        );
+        let h = qpack::decode(&buf).unwrap();
+        assert_eq!(
+            h.get("wt-available-protocols"),
+            Some("\"moq-lite-05\", \"moq-lite-04\"")
+        );
+        let req = ConnectRequest::from_headers(&h).unwrap();
+        assert_eq!(req.protocol, "moq-lite-05");
+        assert_eq!(req.path, "/anon?jwt=x");
+        assert_eq!(req.authority, "localhost:4443");
+        let bare = qpack::decode(&encode_request("h", "/", &[])).unwrap();
+        assert_eq!(bare.get("wt-available-protocols"), None);
+    }
+
+    #[test]
+    fn client_reads_responses() {
+        let ok = |buf: Vec<u8>| ConnectResponse::from_headers(&qpack::decode(&buf).unwrap());
+        let r = ok(encode_response(200, Some("moq-lite-05"))).unwrap();
+        assert!(r.is_success());
+        assert_eq!(r.protocol.as_deref(), Some("moq-lite-05"));
+        let r = ok(encode_response(403, None)).unwrap();
+        assert!(!r.is_success());
+        assert_eq!((r.status, r.protocol), (403, None));
+        for fields in [
+            vec![(":status", "2000")],
+            vec![(":status", "abc")],
+            vec![(":status", "099")],
+            vec![("wt-protocol", "\"x\"")],
+            vec![(":status", "200"), (":status", "200")],
+            vec![(":status", "200"), ("wt-protocol", "moq-lite-05")],
+        ] {
+            assert!(ok(qpack::encode(&fields)).is_err(), "{fields:?}");
+        }
     }
 }

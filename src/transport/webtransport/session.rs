@@ -9,13 +9,18 @@
 //! [`WebTransportSession::accept`] or [`WebTransportSession::reject`] (it owns auth). Streams
 //! moq-lite owns are handed out by `next_readable` only once their header has been read.
 //!
+//! The same state machine runs the client side ([`WebTransportSession::client`]): it opens
+//! the client's control stream, waits for the server's SETTINGS to allow WebTransport, sends
+//! the CONNECT on bidi stream 0 and reports the answer as [`Event::Accepted`] or
+//! [`Event::Refused`]. The load generator in `bench/` drives sessions this way.
+//!
 //! Only one session per connection (the CONNECT on the client's first bidi stream). Closing
 //! writes CLOSE_WEBTRANSPORT_SESSION in a DATA frame and FINs the CONNECT stream; the QUIC
 //! CONNECTION_CLOSE follows on the next `drive`, so the driver controls the delay
 //! (§7.2 step 8 asks for about 3·RTT).
 
 use super::capsule::Capsule;
-use super::connect::{self, ConnectRequest, Rejection};
+use super::connect::{self, ConnectRequest, ConnectResponse, Rejection};
 use super::error_code;
 use super::frame::{self, is_grease, MAX_FRAME_PAYLOAD};
 use super::header;
@@ -42,6 +47,20 @@ pub enum Event {
     Drain,
     /// The peer closed the session (a capsule, or a FIN on the CONNECT stream as code 0).
     Closed { code: u32, reason: String },
+    /// Client side: the server accepted our CONNECT, naming this protocol (`wt-protocol`).
+    Accepted { protocol: Option<String> },
+    /// Client side: the server answered our CONNECT with this non-2xx status.
+    Refused { status: u16 },
+}
+
+/// Which end of the connection we are.
+#[derive(Debug)]
+enum Role {
+    Server,
+    /// The CONNECT's HEADERS frame, until it is sent.
+    Client {
+        request: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -79,9 +98,10 @@ pub(super) enum Peer {
     Ready,
 }
 
-/// The HTTP/3 and WebTransport state of one connection (server side).
+/// The HTTP/3 and WebTransport state of one connection.
 #[derive(Debug)]
 pub struct WebTransportSession {
+    role: Role,
     pub(super) state: State,
     pub(super) session_id: Option<u64>,
     control_opened: bool,
@@ -161,8 +181,10 @@ fn read_into(conn: &mut QuicConnection, id: u64, buf: &mut Vec<u8>) -> Result<bo
 }
 
 impl WebTransportSession {
+    /// The server side: waits for the client's CONNECT.
     pub fn new() -> Self {
         Self {
+            role: Role::Server,
             state: State::AwaitingConnect,
             session_id: None,
             control_opened: false,
@@ -174,6 +196,35 @@ impl WebTransportSession {
             next_bidi: 1,
             next_uni: 3,
         }
+    }
+
+    /// The client side: will ask `authority` for a session at `path` (path and query),
+    /// offering `protocols` in order of preference.
+    pub fn client(authority: &str, path: &str, protocols: &[&str]) -> Self {
+        let mut request = Vec::new();
+        frame::encode_frame(
+            frame::HEADERS,
+            &connect::encode_request(authority, path, protocols),
+            &mut request,
+        );
+        Self {
+            role: Role::Client {
+                request: Some(request),
+            },
+            // Bidi stream 0 is the CONNECT and uni stream 2 our control stream.
+            next_bidi: 4,
+            next_uni: 2,
+            ..Self::new()
+        }
+    }
+
+    fn is_server(&self) -> bool {
+        matches!(self.role, Role::Server)
+    }
+
+    /// Whether the peer opened stream `id` (bit 0 is set on server-initiated streams).
+    pub(super) fn is_peer_initiated(&self, id: u64) -> bool {
+        (id & 1 == 0) == self.is_server()
     }
 
     /// The session id (the CONNECT stream id) once a CONNECT arrived.
@@ -235,7 +286,12 @@ impl WebTransportSession {
             self.control_opened = true;
             let id = self.next_uni;
             self.next_uni += 4;
-            self.queue(id, settings::server_control_stream(), false);
+            let control = if self.is_server() {
+                settings::server_control_stream()
+            } else {
+                settings::client_control_stream()
+            };
+            self.queue(id, control, false);
         }
         if let State::Closing { code, reason } = &self.state {
             if !self
@@ -250,12 +306,48 @@ impl WebTransportSession {
         while let Some(id) = conn.stream_readable_next() {
             self.on_readable(conn, id);
         }
+        self.send_connect(conn);
         self.flush(conn);
         std::mem::take(&mut self.events)
     }
 
+    /// Client side: sends the CONNECT once the server's SETTINGS allow WebTransport
+    /// (draft-ietf-webtrans-http3 §3.1: not before).
+    fn send_connect(&mut self, conn: &mut QuicConnection) {
+        let Role::Client { request } = &mut self.role else {
+            return;
+        };
+        let Some(settings) = &self.peer_settings else {
+            return;
+        };
+        if request.is_none() || self.state != State::AwaitingConnect {
+            return;
+        }
+        if !settings.supports_webtransport() {
+            self.fail(
+                conn,
+                error_code::H3_SETTINGS_ERROR,
+                "the server's SETTINGS do not enable WebTransport",
+            );
+            return;
+        }
+        let Some(request) = request.take() else {
+            return;
+        };
+        self.queue(0, request, false);
+        self.session_id = Some(0);
+        self.state = State::Requested;
+        self.peers.insert(
+            0,
+            Peer::Connect {
+                buf: Vec::new(),
+                capsules: Vec::new(),
+            },
+        );
+    }
+
     pub(super) fn on_readable(&mut self, conn: &mut QuicConnection, id: u64) {
-        let peer_initiated = id & 1 == 0;
+        let peer_initiated = self.is_peer_initiated(id);
         let bidi = id & 2 == 0;
         let state = match self.peers.remove(&id) {
             Some(state) => state,
@@ -327,7 +419,9 @@ impl WebTransportSession {
                     Varint::Done(header::BIDI) => Peer::BidiSession(Vec::new()),
                     // The first request is the CONNECT; its first frame type is in `part`.
                     Varint::Done(_)
-                        if self.session_id.is_none() && self.state == State::AwaitingConnect =>
+                        if self.is_server()
+                            && self.session_id.is_none()
+                            && self.state == State::AwaitingConnect =>
                     {
                         Peer::Connect {
                             buf: part,
@@ -536,7 +630,31 @@ impl WebTransportSession {
                 }
             };
             match (ty, &self.state) {
-                (frame::HEADERS, State::AwaitingConnect) => {
+                (frame::HEADERS, State::Requested) if !self.is_server() => {
+                    let response = qpack::decode(payload)
+                        .map_err(|_| "bad QPACK field section")
+                        .and_then(|h| ConnectResponse::from_headers(&h));
+                    match response {
+                        Ok(r) if r.is_success() => {
+                            self.state = State::Established;
+                            self.release_early(conn, id);
+                            self.events.push(Event::Accepted {
+                                protocol: r.protocol,
+                            });
+                        }
+                        Ok(r) => {
+                            self.events.push(Event::Refused { status: r.status });
+                            self.state = State::Closed;
+                            let _ = conn.stream_send(id, &[], true);
+                            return None;
+                        }
+                        Err(reason) => {
+                            self.fail(conn, error_code::H3_MESSAGE_ERROR, reason);
+                            return None;
+                        }
+                    }
+                }
+                (frame::HEADERS, State::AwaitingConnect) if self.is_server() => {
                     let request = qpack::decode(payload)
                         .map_err(|_| Rejection {
                             status: 400,
@@ -627,7 +745,7 @@ impl WebTransportSession {
     /// WebTransport streams that arrived early.
     pub fn accept(&mut self, conn: &mut QuicConnection, protocol: Option<&str>) {
         let Some(id) = self.session_id else { return };
-        if self.state != State::Requested {
+        if self.state != State::Requested || !self.is_server() {
             return;
         }
         let mut out = Vec::new();
@@ -638,6 +756,13 @@ impl WebTransportSession {
         );
         self.queue(id, out, false);
         self.state = State::Established;
+        self.release_early(conn, id);
+        self.flush(conn);
+    }
+
+    /// The session `id` is established: the WebTransport streams that arrived early become
+    /// readable (those of another session are refused).
+    fn release_early(&mut self, conn: &mut QuicConnection, id: u64) {
         let mut early: Vec<(u64, u64)> = self
             .peers
             .iter()
@@ -656,12 +781,12 @@ impl WebTransportSession {
                 self.refuse(conn, sid, error_code::H3_ID_ERROR);
             }
         }
-        self.flush(conn);
     }
 
     /// Rejects the pending CONNECT with `status` (401/403 for auth) and FINs its stream.
     pub fn reject(&mut self, conn: &mut QuicConnection, status: u16) {
-        if let (Some(id), State::Requested) = (self.session_id, &self.state) {
+        if let (Some(id), State::Requested, true) = (self.session_id, &self.state, self.is_server())
+        {
             self.reject_with(conn, id, status);
         }
     }
@@ -1135,6 +1260,198 @@ mod tests {
         assert_eq!(
             p.client.peer_error().map(|e| e.error_code),
             Some(error_code::H3_MISSING_SETTINGS)
+        );
+    }
+
+    /// Drives both sides until neither has anything left to say; returns the client's events.
+    fn converse(
+        p: &mut Pair,
+        client: &mut WebTransportSession,
+        server: &mut WebTransportSession,
+        mut on_server: impl FnMut(&mut WebTransportSession, &mut QuicConnection, Event),
+    ) -> Vec<Event> {
+        let mut client_events = Vec::new();
+        for _ in 0..10 {
+            client_events.extend(client.drive(&mut p.client));
+            p.shuttle();
+            for event in server.drive(&mut p.server) {
+                on_server(server, &mut p.server, event);
+            }
+            p.shuttle();
+        }
+        client_events
+    }
+
+    #[test]
+    fn client_session_end_to_end() {
+        let mut p = pair();
+        let mut client = WebTransportSession::client("localhost:4443", "/anon", &["moq-lite-05"]);
+        let mut server = WebTransportSession::new();
+        let mut requests = Vec::new();
+        let events = converse(&mut p, &mut client, &mut server, |s, conn, event| {
+            if let Event::Connect(req) = event {
+                s.accept(conn, Some(req.protocol));
+                requests.push(req);
+            }
+        });
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].path, "/anon");
+        assert_eq!(requests[0].authority, "localhost:4443");
+        assert_eq!(
+            events,
+            [Event::Accepted {
+                protocol: Some("moq-lite-05".into())
+            }]
+        );
+        assert!(client.is_established() && server.is_established());
+        assert_eq!(client.session_id(), Some(0));
+        assert!(server.peer_settings().unwrap().supports_webtransport());
+
+        // Streams in both directions, headers added and stripped on each side.
+        let (uni, bidi) = {
+            let mut s = client.streams(&mut p.client);
+            let uni = s.open_uni().unwrap();
+            let bidi = s.open_bidi().unwrap();
+            assert_eq!((uni, bidi), (6, 4));
+            assert_eq!(s.send(uni, b"hello", true), Ok(5));
+            assert_eq!(s.send(bidi, b"ask", false), Ok(3));
+            (uni, bidi)
+        };
+        p.shuttle();
+        server.drive(&mut p.server);
+        let mut got = Vec::new();
+        {
+            let mut s = server.streams(&mut p.server);
+            while let Some(id) = s.next_readable() {
+                let mut buf = [0u8; 64];
+                let (n, fin) = s.recv(id, &mut buf).unwrap();
+                got.push((id, buf[..n].to_vec(), fin));
+            }
+            assert_eq!(s.send(bidi, b"answer", true), Ok(6));
+            let back = s.open_uni().unwrap();
+            assert_eq!(s.send(back, b"group", true), Ok(5));
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (bidi, b"ask".to_vec(), false),
+                (uni, b"hello".to_vec(), true)
+            ]
+        );
+        p.shuttle();
+        client.drive(&mut p.client);
+        let mut got = Vec::new();
+        {
+            let mut s = client.streams(&mut p.client);
+            while let Some(id) = s.next_readable() {
+                let mut buf = [0u8; 64];
+                let (n, fin) = s.recv(id, &mut buf).unwrap();
+                got.push((id, s.is_peer_initiated(id), buf[..n].to_vec(), fin));
+            }
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (bidi, false, b"answer".to_vec(), true),
+                (7, true, b"group".to_vec(), true)
+            ]
+        );
+
+        // The client closes: the server sees the capsule's code and reason.
+        client.streams(&mut p.client).close(2, "unauthorized");
+        p.shuttle();
+        let closed = server.drive(&mut p.server);
+        assert_eq!(
+            closed,
+            [Event::Closed {
+                code: 2,
+                reason: "unauthorized".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn client_waits_for_server_settings_and_reports_refusal() {
+        let mut p = pair();
+        let mut client = WebTransportSession::client("localhost", "/private", &["moq-lite-05"]);
+        // No server SETTINGS yet: only our control stream goes out, no CONNECT.
+        assert!(client.drive(&mut p.client).is_empty());
+        p.shuttle();
+        assert!(matches!(
+            read_all(&mut p.server, 0),
+            Err(_) | Ok((_, false))
+        ));
+        assert_eq!(
+            read_all(&mut p.server, 2).unwrap().0,
+            settings::client_control_stream()
+        );
+        let mut server = WebTransportSession::new();
+        let events = converse(&mut p, &mut client, &mut server, |s, conn, event| {
+            if let Event::Connect(_) = event {
+                s.reject(conn, 403);
+            }
+        });
+        assert_eq!(events, [Event::Refused { status: 403 }]);
+        assert!(client.is_closed());
+        assert_eq!(
+            client.streams(&mut p.client).open_uni(),
+            Err(StreamError::Gone)
+        );
+    }
+
+    #[test]
+    fn client_refuses_a_server_without_webtransport() {
+        let mut p = pair();
+        let mut client = WebTransportSession::client("localhost", "/anon", &["moq-lite-05"]);
+        client.drive(&mut p.client);
+        // A plain HTTP/3 server: SETTINGS without H3_DATAGRAM or WebTransport.
+        let mut control = vec![settings::CONTROL_STREAM_TYPE as u8];
+        settings::encode_settings(&[(settings::MAX_FIELD_SECTION_SIZE, 4096)], &mut control);
+        p.server.stream_send(3, &control, false).unwrap();
+        p.shuttle();
+        assert!(client.drive(&mut p.client).is_empty());
+        p.shuttle();
+        assert_eq!(
+            p.server.peer_error().map(|e| e.error_code),
+            Some(error_code::H3_SETTINGS_ERROR)
+        );
+    }
+
+    #[test]
+    fn client_rejects_a_malformed_response_and_ignores_server_requests() {
+        let mut p = pair();
+        let mut client = WebTransportSession::client("localhost", "/anon", &["moq-lite-05"]);
+        client.drive(&mut p.client);
+        p.server
+            .stream_send(3, &settings::server_control_stream(), false)
+            .unwrap();
+        // A server-initiated bidi stream that is not a WebTransport stream.
+        p.server.stream_send(1, &[0x01, 0x00], false).unwrap();
+        p.shuttle();
+        client.drive(&mut p.client);
+        p.shuttle();
+        assert!(read_all(&mut p.server, 0).unwrap().0.len() > 2);
+        assert_eq!(
+            p.server.stream_send(1, b"x", false),
+            Err(quiche::Error::StreamStopped(
+                error_code::H3_REQUEST_REJECTED
+            ))
+        );
+        let mut response = Vec::new();
+        frame::encode_frame(
+            frame::HEADERS,
+            &qpack::encode(&[(":status", "2x0")]),
+            &mut response,
+        );
+        p.server.stream_send(0, &response, false).unwrap();
+        p.shuttle();
+        assert!(client.drive(&mut p.client).is_empty());
+        p.shuttle();
+        assert_eq!(
+            p.server.peer_error().map(|e| e.error_code),
+            Some(error_code::H3_MESSAGE_ERROR)
         );
     }
 }

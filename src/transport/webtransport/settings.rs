@@ -43,6 +43,17 @@ pub const OURS: [(u64, u64); 7] = [
     (WEBTRANSPORT_ENABLE_OLD, 1),
 ];
 
+/// The settings a client sends: ours without ENABLE_CONNECT_PROTOCOL, which only a server
+/// advertises (RFC 9220 §3).
+pub const CLIENT: [(u64, u64); 6] = [
+    (MAX_FIELD_SECTION_SIZE, OUR_MAX_FIELD_SECTION_SIZE),
+    (H3_DATAGRAM, 1),
+    (H3_DATAGRAM_OLD, 1),
+    (WEBTRANSPORT_MAX_SESSIONS, 1),
+    (WEBTRANSPORT_MAX_SESSIONS_OLD, 1),
+    (WEBTRANSPORT_ENABLE_OLD, 1),
+];
+
 /// Encodes a SETTINGS frame with `pairs`.
 pub fn encode_settings(pairs: &[(u64, u64)], buf: &mut Vec<u8>) {
     let mut payload = Vec::new();
@@ -57,6 +68,13 @@ pub fn encode_settings(pairs: &[(u64, u64)], buf: &mut Vec<u8>) {
 pub fn server_control_stream() -> Vec<u8> {
     let mut buf = vec![CONTROL_STREAM_TYPE as u8];
     encode_settings(&OURS, &mut buf);
+    buf
+}
+
+/// The first bytes of a client's control stream.
+pub fn client_control_stream() -> Vec<u8> {
+    let mut buf = vec![CONTROL_STREAM_TYPE as u8];
+    encode_settings(&CLIENT, &mut buf);
     buf
 }
 
@@ -136,6 +154,17 @@ mod tests {
         let settings = Settings::decode(payload).unwrap();
         assert_eq!(settings.pairs, OURS);
         assert!(settings.supports_webtransport());
+    }
+
+    #[test]
+    fn client_settings_support_webtransport_without_connect_protocol() {
+        let stream = client_control_stream();
+        assert_eq!(stream[0], 0x00);
+        let (ty, payload, _) = frame::decode_frame(&stream[1..], 1024).unwrap();
+        assert_eq!(ty, frame::SETTINGS);
+        let settings = Settings::decode(payload).unwrap();
+        assert!(settings.supports_webtransport());
+        assert_eq!(settings.get(ENABLE_CONNECT_PROTOCOL), None);
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Streams for WebTransportStreams<'_> {
     }
 
     fn is_peer_initiated(&self, id: StreamId) -> bool {
-        id & 1 == 0
+        self.wt.is_peer_initiated(id)
     }
 
     fn is_bidi(&self, id: StreamId) -> bool {
