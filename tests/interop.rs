@@ -448,7 +448,7 @@ fn moq_clock_within_its_grants(alg: &str) {
         peeked.try_recv().is_err(),
         "{alg}: a publish-only token received the clock"
     );
-    // A token for another root: the CONNECT is refused (moq-clock keeps retrying).
+    // A token for another root: the CONNECT is answered 401 (moq-clock keeps retrying).
     let refused_url = format!("{base}?jwt={}", t.elsewhere);
     let mut refused = clock(&clock_bin, &refused_url, "clock", "subscribe");
     let refused_lines = stdout_lines(&mut refused.0);
@@ -463,6 +463,21 @@ fn moq_clock_within_its_grants(alg: &str) {
     assert!(
         refused_lines.try_recv().is_err(),
         "{alg}: a token for another root received the clock"
+    );
+    // moq-clock read the 401 and closed the connection itself; had the relay closed it first,
+    // the refusal would have been lost with the unsent stream data.
+    let ended = t.relay.wait_log(Duration::from_secs(5), |l| {
+        l.contains("peer closed the connection")
+    });
+    let log = t.relay.log_text();
+    let refused_at = log.find("WebTransport CONNECT refused").unwrap();
+    let after = &log[refused_at..];
+    let first_close = after
+        .lines()
+        .find(|l| l.contains("closed the connection") || l.contains("connection closed"));
+    assert!(
+        ended.is_some() && first_close.is_some_and(|l| l.contains("peer closed")),
+        "{alg}: the client did not end the refused connection:\n{log}"
     );
 }
 

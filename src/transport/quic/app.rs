@@ -8,10 +8,16 @@ use crate::session::{Session, SessionEnv};
 use crate::transport::webtransport::{Event, WebTransportSession};
 use crate::wire::{error_code, Version};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The ALPN that selects WebTransport.
 pub const H3: &[u8] = b"h3";
+
+/// The shortest wait between a WebTransport session's end (capsule or refusal written) and
+/// the QUIC CONNECTION_CLOSE; it is 3·RTT when that is longer (PROTOCOL.md §7.2 step 8).
+const LINGER_MIN: Duration = Duration::from_millis(100);
+/// The longest such wait, whatever the RTT estimate says.
+const LINGER_MAX: Duration = Duration::from_secs(2);
 
 /// The application on one connection.
 pub enum App {
@@ -20,6 +26,8 @@ pub enum App {
         h3: Box<WebTransportSession>,
         /// The moq-lite session, once the CONNECT was accepted.
         session: Option<Session>,
+        /// When the QUIC connection closes, once the WebTransport session is over.
+        close_at: Option<Instant>,
     },
 }
 
@@ -31,6 +39,7 @@ impl App {
             return Some(App::WebTransport {
                 h3: Box::new(WebTransportSession::new()),
                 session: None,
+                close_at: None,
             });
         }
         let version = Version::from_alpn(&alpn)?;
@@ -46,7 +55,11 @@ impl App {
     pub fn poll(&mut self, env: &Rc<SessionEnv>, conn: &Connection, notify: &Rc<Notify>) {
         match self {
             App::Moq(session) => conn.with_streams(|streams| session.poll(streams)),
-            App::WebTransport { h3, session } => {
+            App::WebTransport {
+                h3,
+                session,
+                close_at,
+            } => {
                 let mut q = conn.quiche.borrow_mut();
                 for event in h3.drive(&mut q) {
                     match event {
@@ -94,7 +107,15 @@ impl App {
                     session.poll(&mut streams);
                 }
                 if h3.is_closed() && !q.is_closed() {
-                    let _ = q.close(true, error_code::session::CANCEL, b"");
+                    // Let the capsule or the refusal go out (and be acknowledged) first.
+                    let now = Instant::now();
+                    let at = *close_at.get_or_insert_with(|| now + linger(&q));
+                    if now >= at {
+                        let (code, reason) = h3
+                            .connection_close()
+                            .unwrap_or((error_code::session::CANCEL, ""));
+                        let _ = q.close(true, code, reason.as_bytes());
+                    }
                 }
             }
         }
@@ -104,7 +125,21 @@ impl App {
     pub fn deadline(&self) -> Option<Instant> {
         match self {
             App::Moq(session) => session.deadline(),
-            App::WebTransport { session, .. } => session.as_ref().and_then(|s| s.deadline()),
+            App::WebTransport {
+                session, close_at, ..
+            } => {
+                let session = session.as_ref().and_then(|s| s.deadline());
+                match (session, *close_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
         }
     }
+}
+
+/// How long to wait before closing: 3·RTT, bounded by [`LINGER_MIN`] and [`LINGER_MAX`].
+fn linger(conn: &crate::transport::quic::QuicConnection) -> Duration {
+    let rtt = conn.path_stats().next().map_or(Duration::ZERO, |p| p.rtt);
+    (3 * rtt).clamp(LINGER_MIN, LINGER_MAX)
 }

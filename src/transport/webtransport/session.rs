@@ -15,9 +15,11 @@
 //! [`Event::Refused`]. The load generator in `bench/` drives sessions this way.
 //!
 //! Only one session per connection (the CONNECT on the client's first bidi stream). Closing
-//! writes CLOSE_WEBTRANSPORT_SESSION in a DATA frame and FINs the CONNECT stream; the QUIC
-//! CONNECTION_CLOSE follows on the next `drive`, so the driver controls the delay
-//! (§7.2 step 8 asks for about 3·RTT).
+//! writes CLOSE_WEBTRANSPORT_SESSION in a DATA frame and FINs the CONNECT stream; a refusal
+//! writes the status and FINs. The QUIC CONNECTION_CLOSE is the driver's, after a linger
+//! (§7.2 step 8 asks for about 3·RTT): quiche drops unsent stream data once it closes, so
+//! closing at once would lose the capsule or the refusal. See
+//! [`WebTransportSession::connection_close`].
 
 use super::capsule::Capsule;
 use super::connect::{self, ConnectRequest, ConnectResponse, Rejection};
@@ -247,6 +249,15 @@ impl WebTransportSession {
         matches!(self.state, State::Closed | State::Closing { .. })
     }
 
+    /// Once the session is over, the CONNECTION_CLOSE (code, reason) the driver should send
+    /// after its linger: the mapped code of our own close, else `None` for the driver's default.
+    pub fn connection_close(&self) -> Option<(u64, &str)> {
+        match &self.state {
+            State::Closing { code, reason } => Some((*code, reason.as_str())),
+            _ => None,
+        }
+    }
+
     /// Streams view for moq-lite.
     pub fn streams<'a>(&'a mut self, conn: &'a mut QuicConnection) -> WebTransportStreams<'a> {
         WebTransportStreams { conn, wt: self }
@@ -292,16 +303,6 @@ impl WebTransportSession {
                 settings::client_control_stream()
             };
             self.queue(id, control, false);
-        }
-        if let State::Closing { code, reason } = &self.state {
-            if !self
-                .pending
-                .contains_key(&self.session_id.unwrap_or(u64::MAX))
-            {
-                let (code, reason) = (*code, reason.clone());
-                let _ = conn.close(true, code, reason.as_bytes());
-                self.state = State::Closed;
-            }
         }
         while let Some(id) = conn.stream_readable_next() {
             self.on_readable(conn, id);
@@ -1045,7 +1046,7 @@ mod tests {
             assert_eq!(s.recv(bidi, &mut buf), Err(StreamError::Reset(1)));
         }
 
-        // Closing: capsule in a DATA frame, FIN, then CONNECTION_CLOSE on the next drive.
+        // Closing: capsule in a DATA frame and FIN; the driver's CONNECTION_CLOSE follows.
         wt.streams(&mut p.server).close(2, "unauthorized");
         p.shuttle();
         let (bytes, fin) = read_all(&mut p.client, 0).unwrap();
@@ -1060,6 +1061,10 @@ mod tests {
             ]
         );
         wt.drive(&mut p.server);
+        assert!(wt.is_closed() && !p.server.is_closed());
+        let (code, reason) = wt.connection_close().unwrap();
+        assert_eq!(reason, "unauthorized");
+        p.server.close(true, code, reason.as_bytes()).unwrap();
         p.shuttle();
         assert!(p.server.is_closed() || p.server.is_draining());
         assert_eq!(
