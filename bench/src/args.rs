@@ -19,7 +19,17 @@ pub enum Workload {
     Idle,
 }
 
-/// A moq-lite-05 load generator over raw QUIC.
+/// What carries the moq-lite sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Raw QUIC, ALPN `moq-lite-05`; the path travels in SETUP.
+    Quic,
+    /// WebTransport over HTTP/3, ALPN `h3`; the path travels in the CONNECT.
+    Webtransport,
+}
+
+/// A moq-lite-05 load generator over raw QUIC or WebTransport.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "moq-bench", version, args_override_self = true)]
 pub struct Cli {
@@ -34,6 +44,9 @@ pub struct Cli {
     pub server_name: String,
     #[arg(long, value_enum, default_value = "fanout")]
     pub workload: Workload,
+    /// Raw QUIC or WebTransport.
+    #[arg(long, value_enum, default_value = "quic")]
+    pub transport: TransportKind,
     /// Worker threads, each an event loop owning a share of the connections.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,

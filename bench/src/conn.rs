@@ -3,6 +3,7 @@
 //! GRO where the kernel has it, as QUIC stacks on real hosts do), send every packet quiche
 //! has ready with `send_to`, and drive quiche's timer.
 
+use moq_relay::transport::quic::QuicConnection;
 use shards::udp::RecvBatch;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -14,7 +15,7 @@ const SOCKET_BUFFER: libc::c_int = 2 << 20;
 
 /// A client connection and its socket.
 pub struct Transport {
-    pub conn: quiche::Connection,
+    pub conn: QuicConnection,
     socket: UdpSocket,
     local: SocketAddr,
     gro: bool,
@@ -51,8 +52,9 @@ impl Transport {
         let local = socket.local_addr()?;
         let scid: [u8; 16] = rand::random();
         let scid = quiche::ConnectionId::from_ref(&scid);
-        let conn = quiche::connect(Some(server_name), &scid, local, peer, config)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let conn =
+            quiche::connect_with_buffer_factory(Some(server_name), &scid, local, peer, config)
+                .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Self {
             conn,
             socket,

@@ -5,6 +5,7 @@
 //! relay calls [`run`] directly.
 
 pub mod args;
+mod carrier;
 mod clock;
 mod conn;
 mod group;
@@ -52,8 +53,9 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         );
     }
     eprintln!(
-        "moq-bench: {:?} against {} ({} connections, {} threads, tag {tag}); measuring {:.1}s after {:.1}s, ending by {:.1}s",
+        "moq-bench: {:?} over {:?} against {} ({} connections, {} threads, tag {tag}); measuring {:.1}s after {:.1}s, ending by {:.1}s",
         plan.workload,
+        cli.transport,
         cli.relay,
         plan.conns.len(),
         cli.threads,
@@ -77,6 +79,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
             relay: cli.relay,
             server_name: cli.server_name.clone(),
             path: cli.path.clone(),
+            transport: cli.transport,
             connect_timeout: cli.connect_timeout,
             verify: cli.verify,
         };
@@ -112,6 +115,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     let report = Report::new(
         RunInfo {
             workload: plan.workload,
+            transport: cli.transport,
             relay: cli.relay.to_string(),
             threads: cli.threads,
             connections: plan.conns.len() as u64,

@@ -7,6 +7,7 @@ use crate::clock::now_ns;
 use crate::group::put_stamp;
 use crate::stats::Stats;
 use crate::workload::{Plan, Timeline};
+use moq_relay::transport::{StreamError, Streams};
 use moq_relay::wire::{FrameHeader, GroupHeader, Message, SubscribeResponse, UniType, Version};
 use std::time::{Duration, Instant};
 
@@ -25,39 +26,39 @@ struct OutStream {
 }
 
 impl OutStream {
-    fn write(&mut self, conn: &mut quiche::Connection, data: &[u8]) {
+    fn write(&mut self, streams: &mut dyn Streams, data: &[u8]) {
         if self.dead {
             return;
         }
         if !self.pending.is_empty() {
             self.pending.extend_from_slice(data);
         } else {
-            match conn.stream_send(self.id, data, false) {
+            match streams.send(self.id, data, false) {
                 Ok(n) if n == data.len() => {}
                 Ok(n) => self.pending.extend_from_slice(&data[n..]),
-                Err(quiche::Error::Done) => self.pending.extend_from_slice(data),
+                Err(StreamError::Blocked) => self.pending.extend_from_slice(data),
                 Err(_) => self.dead = true,
             }
         }
         if self.pending.len() > MAX_BACKLOG {
-            let _ = conn.stream_shutdown(self.id, quiche::Shutdown::Write, CANCEL);
+            streams.reset(self.id, CANCEL);
             self.dead = true;
             self.pending = Vec::new();
         }
     }
 
     /// Pushes the backlog (and the FIN if due); true once nothing is left to send.
-    fn flush(&mut self, conn: &mut quiche::Connection) -> bool {
+    fn flush(&mut self, streams: &mut dyn Streams) -> bool {
         if self.dead {
             return true;
         }
         if !self.pending.is_empty() {
-            match conn.stream_send(self.id, &self.pending, self.fin) {
+            match streams.send(self.id, &self.pending, self.fin) {
                 Ok(n) => {
                     self.pending.drain(..n);
                     return self.pending.is_empty() && self.fin;
                 }
-                Err(quiche::Error::Done) => return false,
+                Err(StreamError::Blocked) => return false,
                 Err(_) => {
                     self.dead = true;
                     return true;
@@ -65,9 +66,9 @@ impl OutStream {
             }
         }
         if self.fin {
-            return match conn.stream_send(self.id, &[], true) {
+            return match streams.send(self.id, &[], true) {
                 Ok(_) => true,
-                Err(quiche::Error::Done) => false,
+                Err(StreamError::Blocked) => false,
                 Err(_) => true,
             };
         }
@@ -145,7 +146,7 @@ impl Publisher {
     }
 
     /// The relay ended its subscription on `control`: SUBSCRIBE_END, FIN, close its group.
-    pub fn remove_downstream(&mut self, conn: &mut quiche::Connection, control: u64) {
+    pub fn remove_downstream(&mut self, streams: &mut dyn Streams, control: u64) {
         let Some(i) = self.downstreams.iter().position(|d| d.control == control) else {
             return;
         };
@@ -155,7 +156,7 @@ impl Publisher {
             group: self.group_seq + 1,
         }
         .encode(V, &mut self.scratch);
-        let _ = conn.stream_send(control, &self.scratch, true);
+        let _ = streams.send(control, &self.scratch, true);
         if let Some(mut out) = d.out.take() {
             out.fin = true;
             self.closing.push(out);
@@ -163,11 +164,11 @@ impl Publisher {
     }
 
     /// The relay reset its subscription on `control`: forget it and abandon its group.
-    pub fn remove_downstream_silently(&mut self, conn: &mut quiche::Connection, control: u64) {
+    pub fn remove_downstream_silently(&mut self, streams: &mut dyn Streams, control: u64) {
         if let Some(i) = self.downstreams.iter().position(|d| d.control == control) {
             let d = self.downstreams.swap_remove(i);
             if let Some(out) = d.out {
-                let _ = conn.stream_shutdown(out.id, quiche::Shutdown::Write, CANCEL);
+                streams.reset(out.id, CANCEL);
             }
         }
     }
@@ -180,8 +181,7 @@ impl Publisher {
     /// Writes every frame due by `now`, then pushes backlogs.
     pub fn tick(
         &mut self,
-        conn: &mut quiche::Connection,
-        next_uni: &mut u64,
+        streams: &mut dyn Streams,
         timeline: &Timeline,
         stats: &mut Stats,
         now: Instant,
@@ -190,10 +190,10 @@ impl Publisher {
         while !self.stopped && now >= self.next_frame && budget > 0 {
             if now >= timeline.measure_end {
                 self.stopped = true;
-                self.end_group(conn);
+                self.end_group(streams);
                 break;
             }
-            self.frame(conn, next_uni, timeline, stats);
+            self.frame(streams, timeline, stats);
             self.next_frame += self.interval;
             budget -= 1;
         }
@@ -201,28 +201,22 @@ impl Publisher {
             // Far behind (a stalled loop): skip ahead instead of bursting.
             self.next_frame = now + self.interval;
         }
-        self.flush(conn);
+        self.flush(streams);
     }
 
     /// Pushes backlogs and FINs of our group streams.
-    pub fn flush(&mut self, conn: &mut quiche::Connection) {
+    pub fn flush(&mut self, streams: &mut dyn Streams) {
         for d in &mut self.downstreams {
             if let Some(out) = &mut d.out {
                 if !out.pending.is_empty() {
-                    out.flush(conn);
+                    out.flush(streams);
                 }
             }
         }
-        self.closing.retain_mut(|out| !out.flush(conn));
+        self.closing.retain_mut(|out| !out.flush(streams));
     }
 
-    fn frame(
-        &mut self,
-        conn: &mut quiche::Connection,
-        next_uni: &mut u64,
-        timeline: &Timeline,
-        stats: &mut Stats,
-    ) {
+    fn frame(&mut self, streams: &mut dyn Streams, timeline: &Timeline, stats: &mut Stats) {
         let send_ns = now_ns();
         put_stamp(&mut self.payload, send_ns, self.frame_seq);
         self.frame_seq += 1;
@@ -237,20 +231,19 @@ impl Publisher {
         let header_len = self.scratch.len();
         for d in &mut self.downstreams {
             if d.out.is_none() {
-                if conn.peer_streams_left_uni() == 0 {
+                // No stream credit: this downstream misses the frame, as a relay's would.
+                let Ok(id) = streams.open_uni() else {
                     continue;
-                }
+                };
                 if !d.started {
                     let mut start = Vec::new();
                     let _ = SubscribeResponse::Start {
                         group: self.group_seq,
                     }
                     .encode(V, &mut start);
-                    let _ = conn.stream_send(d.control, &start, false);
+                    let _ = streams.send(d.control, &start, false);
                     d.started = true;
                 }
-                let id = *next_uni;
-                *next_uni += 4;
                 let mut out = OutStream {
                     id,
                     pending: Vec::new(),
@@ -264,13 +257,13 @@ impl Publisher {
                     sequence: self.group_seq,
                 }
                 .encode(V, &mut self.scratch);
-                out.write(conn, &self.scratch[header_len..]);
+                out.write(streams, &self.scratch[header_len..]);
                 self.scratch.truncate(header_len);
                 d.out = Some(out);
             }
             let out = d.out.as_mut().expect("opened above");
-            out.write(conn, &self.scratch[..header_len]);
-            out.write(conn, &self.payload);
+            out.write(streams, &self.scratch[..header_len]);
+            out.write(streams, &self.payload);
         }
         stats.frames_sent += 1;
         if timeline.measured(send_ns) {
@@ -279,16 +272,16 @@ impl Publisher {
         }
         self.frames_in_group += 1;
         if self.frames_in_group >= self.frames_per_group {
-            self.end_group(conn);
+            self.end_group(streams);
         }
     }
 
     /// FINs the open group on every downstream and moves on to the next sequence.
-    fn end_group(&mut self, conn: &mut quiche::Connection) {
+    fn end_group(&mut self, streams: &mut dyn Streams) {
         for d in &mut self.downstreams {
             if let Some(mut out) = d.out.take() {
                 out.fin = true;
-                if !out.flush(conn) {
+                if !out.flush(streams) {
                     self.closing.push(out);
                 }
             }

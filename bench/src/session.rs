@@ -8,6 +8,7 @@ use crate::group::{GroupReader, Item};
 use crate::publish::Publisher;
 use crate::stats::Stats;
 use crate::workload::{ConnSpec, Plan, Timeline};
+use moq_relay::transport::{StreamError, Streams};
 use moq_relay::wire::{
     varint, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, DecodeError, Message, Role,
     Setup, Subscribe, SubscribeResponse, TrackInfo, TrackRequest, UniType, Version,
@@ -72,9 +73,8 @@ struct Subscriber {
 pub struct Session {
     hop: u64,
     role: Role,
-    path: String,
-    next_bidi: u64,
-    next_uni: u64,
+    /// SETUP Path: the session root on raw QUIC (WebTransport carries it in the CONNECT).
+    setup_path: Option<String>,
     /// The relay's SETUP has arrived.
     pub peer_setup: bool,
     streams: HashMap<u64, Stream>,
@@ -84,7 +84,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(spec: &ConnSpec, plan: &Plan, path: &str, timeline: &Timeline) -> Self {
+    pub fn new(
+        spec: &ConnSpec,
+        plan: &Plan,
+        setup_path: Option<String>,
+        timeline: &Timeline,
+    ) -> Self {
         let now = Instant::now();
         let role = match (spec.publish, spec.subscribe) {
             (Some(_), None) => Role::Publisher,
@@ -94,9 +99,7 @@ impl Session {
         Self {
             hop: rand::random_range(1..1u64 << 53),
             role,
-            path: path.to_string(),
-            next_bidi: 0,
-            next_uni: 2,
+            setup_path,
             peer_setup: false,
             streams: HashMap::new(),
             publisher: spec.publish.map(|t| Publisher::new(plan, t, timeline, now)),
@@ -116,18 +119,20 @@ impl Session {
     }
 
     /// The handshake completed: send SETUP, and ask for our subscription's broadcast.
-    pub fn on_established(&mut self, conn: &mut quiche::Connection) {
+    pub fn on_established(&mut self, streams: &mut dyn Streams) {
         self.out.clear();
         let _ = UniType::Setup.encode(V, &mut self.out);
         let _ = Setup {
-            path: Some(self.path.clone()),
+            path: self.setup_path.clone(),
             role: self.role,
             hop: self.hop,
             ..Setup::default()
         }
         .encode(V, &mut self.out);
-        let id = self.open_uni();
-        let _ = conn.stream_send(id, &self.out, true);
+        // A fresh session has stream credit for its first streams (moq-lite needs a few).
+        if let Ok(id) = streams.open_uni() {
+            let _ = streams.send(id, &self.out, true);
+        }
         if let Some(sub) = &self.subscriber {
             self.out.clear();
             let _ = varint::encode(1, &mut self.out);
@@ -136,23 +141,12 @@ impl Session {
                 exclude_hop: self.hop,
             }
             .encode(V, &mut self.out);
-            let id = self.open_bidi();
-            let _ = conn.stream_send(id, &self.out, false);
-            self.streams
-                .insert(id, Stream::OurAnnounce(Vec::new(), false));
+            if let Ok(id) = streams.open_bidi() {
+                let _ = streams.send(id, &self.out, false);
+                self.streams
+                    .insert(id, Stream::OurAnnounce(Vec::new(), false));
+            }
         }
-    }
-
-    fn open_uni(&mut self) -> u64 {
-        let id = self.next_uni;
-        self.next_uni += 4;
-        id
-    }
-
-    fn open_bidi(&mut self) -> u64 {
-        let id = self.next_bidi;
-        self.next_bidi += 4;
-        id
     }
 
     /// The next instant the session itself needs to run.
@@ -166,9 +160,9 @@ impl Session {
     }
 
     /// Frames due, subscription retries due, backlogs.
-    pub fn on_timer(&mut self, conn: &mut quiche::Connection, ctx: &mut Ctx<'_>) {
+    pub fn on_timer(&mut self, streams: &mut dyn Streams, ctx: &mut Ctx<'_>) {
         if let Some(p) = &mut self.publisher {
-            p.tick(conn, &mut self.next_uni, ctx.timeline, ctx.stats, ctx.now);
+            p.tick(streams, ctx.timeline, ctx.stats, ctx.now);
         }
         let due = self
             .subscriber
@@ -178,16 +172,23 @@ impl Session {
             if let Some(s) = &mut self.subscriber {
                 s.retry_at = None;
             }
-            self.subscribe(conn);
+            self.subscribe(streams);
         }
     }
 
-    /// Sends TRACK, then SUBSCRIBE from the latest group.
-    fn subscribe(&mut self, conn: &mut quiche::Connection) {
-        let Some(sub) = &self.subscriber else { return };
-        if sub.control.is_some() || conn.peer_streams_left_bidi() < 2 {
+    /// Sends TRACK, then SUBSCRIBE from the latest group; retries later when the relay's
+    /// stream credit runs out.
+    fn subscribe(&mut self, streams: &mut dyn Streams) {
+        let Some(sub) = &mut self.subscriber else {
+            return;
+        };
+        if sub.control.is_some() {
             return;
         }
+        let Ok(track_stream) = streams.open_bidi() else {
+            sub.retry_at = Some(Instant::now() + RETRY);
+            return;
+        };
         let (broadcast, track, id) = (sub.broadcast.clone(), sub.track.clone(), sub.next_id);
         self.out.clear();
         let _ = varint::encode(6, &mut self.out);
@@ -196,11 +197,17 @@ impl Session {
             track: track.clone(),
         }
         .encode(V, &mut self.out);
-        let track_stream = self.open_bidi();
-        let _ = conn.stream_send(track_stream, &self.out, false);
+        let _ = streams.send(track_stream, &self.out, false);
         self.streams
             .insert(track_stream, Stream::OurTrack(Vec::new()));
 
+        let Ok(stream) = streams.open_bidi() else {
+            // The TRACK exchange completes on its own; SUBSCRIBE waits for credit.
+            if let Some(sub) = &mut self.subscriber {
+                sub.retry_at = Some(Instant::now() + RETRY);
+            }
+            return;
+        };
         self.out.clear();
         let _ = varint::encode(2, &mut self.out);
         let _ = Subscribe {
@@ -213,8 +220,7 @@ impl Session {
             end_group: None,
         }
         .encode(V, &mut self.out);
-        let stream = self.open_bidi();
-        let _ = conn.stream_send(stream, &self.out, false);
+        let _ = streams.send(stream, &self.out, false);
         self.streams
             .insert(stream, Stream::OurSubscribe(Vec::new()));
         if let Some(sub) = &mut self.subscriber {
@@ -227,45 +233,38 @@ impl Session {
     /// Reads every readable stream into the state machine.
     pub fn on_readable(
         &mut self,
-        conn: &mut quiche::Connection,
+        streams: &mut dyn Streams,
         scratch: &mut [u8],
         ctx: &mut Ctx<'_>,
     ) {
-        while let Some(id) = conn.stream_readable_next() {
-            self.read(conn, id, scratch, ctx);
+        while let Some(id) = streams.next_readable() {
+            self.read(streams, id, scratch, ctx);
         }
         if let Some(p) = &mut self.publisher {
-            p.flush(conn);
+            p.flush(streams);
         }
     }
 
-    fn read(
-        &mut self,
-        conn: &mut quiche::Connection,
-        id: u64,
-        scratch: &mut [u8],
-        ctx: &mut Ctx<'_>,
-    ) {
-        // Bit 0 set: server-initiated, i.e. the relay's stream.
-        let peer = id & 1 == 1;
+    fn read(&mut self, streams: &mut dyn Streams, id: u64, scratch: &mut [u8], ctx: &mut Ctx<'_>) {
+        let peer = streams.is_peer_initiated(id);
         let mut stream = match self.streams.remove(&id) {
             Some(s) => s,
             None if peer => Stream::Untyped(Vec::new()),
             None => Stream::Drain,
         };
         loop {
-            match conn.stream_recv(id, scratch) {
+            match streams.recv(id, scratch) {
+                Ok((0, false)) | Err(StreamError::Blocked) => break,
                 Ok((n, fin)) => {
                     let now_ns = now_ns();
-                    stream = self.feed(conn, id, stream, &scratch[..n], now_ns, ctx);
+                    stream = self.feed(streams, id, stream, &scratch[..n], now_ns, ctx);
                     if fin {
-                        self.finished(conn, id, stream, ctx);
+                        self.finished(streams, id, stream, ctx);
                         return;
                     }
                 }
-                Err(quiche::Error::Done) => break,
-                Err(quiche::Error::StreamReset(_)) => {
-                    self.reset(conn, id, stream, ctx);
+                Err(StreamError::Reset(_)) => {
+                    self.reset(streams, id, stream, ctx);
                     return;
                 }
                 Err(_) => return,
@@ -277,7 +276,7 @@ impl Session {
     /// Consumes one chunk on a stream in state `stream`; returns its new state.
     fn feed(
         &mut self,
-        conn: &mut quiche::Connection,
+        streams: &mut dyn Streams,
         id: u64,
         stream: Stream,
         data: &[u8],
@@ -298,7 +297,7 @@ impl Session {
                     }
                     return Stream::Untyped(buf);
                 };
-                let bidi = id & 2 == 0;
+                let bidi = streams.is_bidi(id);
                 let next = match (bidi, kind) {
                     (true, 1) => Stream::ServeAnnounce(Vec::new()),
                     (true, 2) => Stream::ServeSubscribe(Vec::new(), false),
@@ -306,13 +305,13 @@ impl Session {
                     (false, 0) => Stream::Group(GroupReader::default()),
                     (false, 1) => Stream::PeerSetup(Vec::new()),
                     (false, _) => {
-                        let _ = conn.stream_shutdown(id, quiche::Shutdown::Read, 0);
+                        streams.stop(id, 0);
                         Stream::Drain
                     }
                     // Probe, Goaway, Fetch or unknown: read and ignore.
                     (true, _) => Stream::Drain,
                 };
-                self.feed(conn, id, next, &joined[used..], now_ns, ctx)
+                self.feed(streams, id, next, &joined[used..], now_ns, ctx)
             }
             Stream::Group(mut reader) => {
                 let stats = &mut *ctx.stats;
@@ -377,7 +376,7 @@ impl Session {
                 }
                 match AnnounceRequest::decode(V, &buf) {
                     Ok((request, _)) => {
-                        self.serve_announce(conn, id, &request.prefix);
+                        self.serve_announce(streams, id, &request.prefix);
                         Stream::Drain
                     }
                     Err(DecodeError::Incomplete) => Stream::ServeAnnounce(buf),
@@ -401,9 +400,9 @@ impl Session {
                                 timescale: 1000,
                             }
                             .encode(V, &mut self.out);
-                            let _ = conn.stream_send(id, &self.out, true);
+                            let _ = streams.send(id, &self.out, true);
                         } else {
-                            let _ = conn.stream_shutdown(id, quiche::Shutdown::Write, NOT_FOUND);
+                            streams.reset(id, NOT_FOUND);
                         }
                         Stream::Drain
                     }
@@ -427,11 +426,10 @@ impl Session {
                             {
                                 p.add_downstream(request.id, id);
                                 // Open its group at once rather than at the next frame.
-                                p.flush(conn);
+                                p.flush(streams);
                             }
                             _ => {
-                                let _ =
-                                    conn.stream_shutdown(id, quiche::Shutdown::Write, NOT_FOUND);
+                                streams.reset(id, NOT_FOUND);
                             }
                         }
                         buf.clear();
@@ -461,7 +459,7 @@ impl Session {
                         Ok((a, used)) => {
                             at += used;
                             let active = a.status != AnnounceStatus::Ended;
-                            self.on_announce(conn, &a.suffix, active);
+                            self.on_announce(streams, &a.suffix, active);
                         }
                         Err(DecodeError::Incomplete) => break,
                         Err(_) => return Stream::Drain,
@@ -477,7 +475,7 @@ impl Session {
                 match TrackInfo::decode(V, &buf) {
                     Ok(_) => {
                         // Reply read: finish our side, as moq-net requesters do.
-                        let _ = conn.stream_send(id, &[], true);
+                        let _ = streams.send(id, &[], true);
                         Stream::Drain
                     }
                     _ => Stream::OurTrack(buf),
@@ -512,7 +510,7 @@ impl Session {
     }
 
     /// The relay wants our broadcasts under `prefix`.
-    fn serve_announce(&mut self, conn: &mut quiche::Connection, id: u64, prefix: &str) {
+    fn serve_announce(&mut self, streams: &mut dyn Streams, id: u64, prefix: &str) {
         let suffix = self
             .publisher
             .as_ref()
@@ -533,11 +531,11 @@ impl Session {
             .encode(V, &mut self.out);
         }
         // Never FIN: the announce stream lives as long as our broadcast.
-        let _ = conn.stream_send(id, &self.out, false);
+        let _ = streams.send(id, &self.out, false);
     }
 
     /// An announcement on our request: subscribe when our broadcast is live.
-    fn on_announce(&mut self, conn: &mut quiche::Connection, suffix: &str, active: bool) {
+    fn on_announce(&mut self, streams: &mut dyn Streams, suffix: &str, active: bool) {
         let Some(sub) = &mut self.subscriber else {
             return;
         };
@@ -546,22 +544,16 @@ impl Session {
         }
         sub.announced = active;
         if active && sub.control.is_none() {
-            self.subscribe(conn);
+            self.subscribe(streams);
         }
     }
 
     /// The relay finished its side of `id` cleanly.
-    fn finished(
-        &mut self,
-        conn: &mut quiche::Connection,
-        id: u64,
-        stream: Stream,
-        ctx: &mut Ctx<'_>,
-    ) {
+    fn finished(&mut self, streams: &mut dyn Streams, id: u64, stream: Stream, ctx: &mut Ctx<'_>) {
         match stream {
             Stream::ServeSubscribe(_, true) => {
                 if let Some(p) = &mut self.publisher {
-                    p.remove_downstream(conn, id);
+                    p.remove_downstream(streams, id);
                 }
             }
             Stream::OurSubscribe(_) => self.subscription_over(id, false, ctx),
@@ -578,15 +570,15 @@ impl Session {
     }
 
     /// The relay reset its side of `id`.
-    fn reset(&mut self, conn: &mut quiche::Connection, id: u64, stream: Stream, ctx: &mut Ctx<'_>) {
+    fn reset(&mut self, streams: &mut dyn Streams, id: u64, stream: Stream, ctx: &mut Ctx<'_>) {
         match stream {
-            Stream::Group(_) | Stream::Untyped(_) if ctx.measuring() && id & 2 != 0 => {
+            Stream::Group(_) | Stream::Untyped(_) if ctx.measuring() && !streams.is_bidi(id) => {
                 ctx.stats.groups_reset += 1;
             }
             Stream::OurSubscribe(_) => self.subscription_over(id, true, ctx),
             Stream::ServeSubscribe(_, true) => {
                 if let Some(p) = &mut self.publisher {
-                    p.remove_downstream_silently(conn, id);
+                    p.remove_downstream_silently(streams, id);
                 }
             }
             _ => {}

@@ -1,7 +1,7 @@
 //! Counters and the latency histogram each worker keeps, their merge, and the final report
 //! (a human table on stdout and the same figures as JSON).
 
-use crate::args::Workload;
+use crate::args::{TransportKind, Workload};
 use crate::relay_process::RelayCost;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -106,6 +106,7 @@ impl Default for Stats {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub workload: Workload,
+    pub transport: TransportKind,
     pub relay: String,
     pub threads: usize,
     pub connections: u64,
@@ -153,6 +154,7 @@ pub struct Report {
 /// Inputs to [`Report::new`] that are not counters.
 pub struct RunInfo {
     pub workload: Workload,
+    pub transport: TransportKind,
     pub relay: String,
     pub threads: usize,
     pub connections: u64,
@@ -181,6 +183,7 @@ impl Report {
         };
         Self {
             workload: info.workload,
+            transport: info.transport,
             relay: info.relay,
             threads: info.threads,
             connections: info.connections,
@@ -241,6 +244,7 @@ impl Report {
         let mut out = String::new();
         let rows: Vec<(&str, String)> = vec![
             ("workload", format!("{:?}", self.workload).to_lowercase()),
+            ("transport", format!("{:?}", self.transport).to_lowercase()),
             ("relay", self.relay.clone()),
             ("threads", self.threads.to_string()),
             (
@@ -357,6 +361,7 @@ mod tests {
         a.merge(&b);
         let info = RunInfo {
             workload: Workload::Fanout,
+            transport: TransportKind::Quic,
             relay: "x".into(),
             threads: 1,
             connections: 2,

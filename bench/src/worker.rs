@@ -2,12 +2,13 @@
 //! it owns, a timer heap fed by quiche's `timeout_instant()` and the sessions' own deadlines)
 //! that starts its connections on the ramp schedule, runs them, and closes them at the end.
 
+use crate::args::TransportKind;
+use crate::carrier::{Carrier, Progress};
 use crate::conn::Transport;
 use crate::session::{Ctx, Session};
 use crate::stats::Stats;
 use crate::workload::{ConnSpec, Plan, Timeline};
 use moq_relay::transport::quic::{client_config, QuicSettings};
-use moq_relay::wire::Version;
 use shards::udp::{RecvBatch, MAX_RECV_LEN};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -29,6 +30,7 @@ pub struct WorkerInput {
     pub relay: SocketAddr,
     pub server_name: String,
     pub path: String,
+    pub transport: TransportKind,
     pub connect_timeout: Duration,
     pub verify: bool,
 }
@@ -51,6 +53,7 @@ enum Phase {
 struct Slot {
     spec: ConnSpec,
     transport: Option<Transport>,
+    carrier: Option<Carrier>,
     session: Session,
     phase: Phase,
     keepalive_at: Instant,
@@ -76,7 +79,7 @@ struct Worker {
 pub fn run(input: WorkerInput) -> Result<WorkerOutput, String> {
     let config = client_config(
         &QuicSettings::default(),
-        &[Version::Lite05.alpn()],
+        &[input.transport.alpn()],
         input.verify,
     )
     .map_err(|e| format!("quiche config: {e}"))?;
@@ -88,6 +91,8 @@ pub fn run(input: WorkerInput) -> Result<WorkerOutput, String> {
             std::io::Error::last_os_error()
         ));
     }
+    // On raw QUIC the path goes in SETUP; WebTransport sends it in the CONNECT instead.
+    let setup_path = (input.transport == TransportKind::Quic).then(|| input.path.clone());
     let slots = input
         .conns
         .iter()
@@ -96,7 +101,8 @@ pub fn run(input: WorkerInput) -> Result<WorkerOutput, String> {
             Slot {
                 spec,
                 transport: None,
-                session: Session::new(&spec, &input.plan, &input.path, &input.timeline),
+                carrier: None,
+                session: Session::new(&spec, &input.plan, setup_path.clone(), &input.timeline),
                 phase: Phase::Waiting,
                 keepalive_at: input.timeline.deadline,
                 armed: None,
@@ -211,7 +217,9 @@ impl Worker {
                 };
                 // SAFETY: valid epoll and socket descriptors, `ev` outlives the call.
                 unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, t.fd(), &mut ev) };
+                let authority = format!("{}:{}", input.server_name, input.relay.port());
                 let slot = &mut self.slots[i];
+                slot.carrier = Some(Carrier::new(input.transport, &authority, &input.path));
                 slot.transport = Some(t);
                 slot.phase = Phase::Handshaking(now + input.connect_timeout);
                 self.service(i, now);
@@ -228,25 +236,28 @@ impl Worker {
     fn service(&mut self, i: usize, now: Instant) {
         let timeline = self.input.timeline;
         let slot = &mut self.slots[i];
-        let Some(t) = slot.transport.as_mut() else {
+        let (Some(t), Some(carrier)) = (slot.transport.as_mut(), slot.carrier.as_mut()) else {
             return;
         };
         t.on_timeout_if_due(now);
+        let progress = carrier.drive(&mut t.conn);
         if let Phase::Handshaking(deadline) = slot.phase {
-            if t.conn.is_established() {
+            if progress == Progress::Ready {
                 self.stats.connected += 1;
                 slot.phase = Phase::Up;
                 slot.keepalive_at = now + KEEP_ALIVE;
-                slot.session.on_established(&mut t.conn);
-            } else if now >= deadline || t.conn.is_closed() {
+                let session = &mut slot.session;
+                carrier.with_streams(&mut t.conn, |s| session.on_established(s));
+            } else if now >= deadline || t.conn.is_closed() || progress != Progress::Pending {
                 self.stats.connect_failed += 1;
-                let reason = match (t.conn.peer_error(), t.conn.local_error()) {
-                    (Some(e), _) => format!(
+                let reason = match (&progress, t.conn.peer_error(), t.conn.local_error()) {
+                    (Progress::Failed(why), _, _) => why.clone(),
+                    (_, Some(e), _) => format!(
                         "the relay closed the handshake: code {:#x} {:?}",
                         e.error_code,
                         String::from_utf8_lossy(&e.reason)
                     ),
-                    (None, Some(e)) => format!(
+                    (_, None, Some(e)) => format!(
                         "the handshake failed here: code {:#x} {:?}",
                         e.error_code,
                         String::from_utf8_lossy(&e.reason)
@@ -269,9 +280,14 @@ impl Worker {
                 timeline: &timeline,
                 now,
             };
-            slot.session
-                .on_readable(&mut t.conn, &mut self.scratch, &mut ctx);
-            slot.session.on_timer(&mut t.conn, &mut ctx);
+            let (session, scratch) = (&mut slot.session, &mut self.scratch);
+            carrier.with_streams(&mut t.conn, |s| {
+                session.on_readable(s, scratch, &mut ctx);
+                session.on_timer(s, &mut ctx);
+            });
+            if let Progress::Failed(why) = &progress {
+                self.first_error.get_or_insert_with(|| why.clone());
+            }
             if now >= slot.keepalive_at {
                 let _ = t.conn.send_ack_eliciting();
                 slot.keepalive_at = now + KEEP_ALIVE;
@@ -360,6 +376,7 @@ impl Worker {
     }
 
     fn drop_transport(&mut self, i: usize) {
+        self.slots[i].carrier = None;
         if let Some(t) = self.slots[i].transport.take() {
             // SAFETY: valid descriptors; removing an fd that is registered.
             unsafe {
