@@ -6,7 +6,11 @@
 //! ```text
 //! cargo bench --bench e2e                                  # every preset, 5 s windows
 //! cargo bench --bench e2e -- fanout-1m-500 chat-1000 --secs 10 --warmup 3
+//! cargo bench --bench e2e -- fanout-1m-500 --transport webtransport
 //! ```
+//!
+//! With no workload named, every preset runs over raw QUIC and one more row runs
+//! `fanout-1m-500` over WebTransport (`/wt`).
 //!
 //! The side-by-side comparison with moq-relay 0.17.10 is `scripts/bench-compare`.
 
@@ -18,9 +22,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The WebTransport row of a default run.
+const DEFAULT_WEBTRANSPORT: &str = "fanout-1m-500";
+
 /// What the command line asked for.
 struct Options {
-    presets: Vec<&'static str>,
+    /// Each preset with the transport it runs over (`quic` or `webtransport`).
+    presets: Vec<(&'static str, &'static str)>,
     secs: u64,
     warmup: u64,
 }
@@ -29,6 +37,7 @@ fn options() -> Result<Options, String> {
     let mut names = Vec::new();
     let mut secs = 5;
     let mut warmup = 2;
+    let mut transport = "quic";
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut number = |flag: &str| -> Result<u64, String> {
@@ -42,6 +51,13 @@ fn options() -> Result<Options, String> {
             "--bench" => {}
             "--secs" => secs = number("--secs")?,
             "--warmup" => warmup = number("--warmup")?,
+            "--transport" => {
+                transport = match args.next().as_deref() {
+                    Some("quic") => "quic",
+                    Some("webtransport") => "webtransport",
+                    _ => return Err("--transport needs quic or webtransport".into()),
+                }
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
             name => {
                 let preset = presets::find(name).ok_or_else(|| {
@@ -51,11 +67,15 @@ fn options() -> Result<Options, String> {
             }
         }
     }
-    if names.is_empty() {
-        names = PRESETS.iter().map(|p| p.name).collect();
-    }
+    let presets = if names.is_empty() {
+        let mut all: Vec<_> = PRESETS.iter().map(|p| (p.name, "quic")).collect();
+        all.push((DEFAULT_WEBTRANSPORT, "webtransport"));
+        all
+    } else {
+        names.into_iter().map(|n| (n, transport)).collect()
+    };
     Ok(Options {
-        presets: names,
+        presets,
         secs,
         warmup,
     })
@@ -151,7 +171,7 @@ impl Drop for Relay {
     }
 }
 
-fn run_one(name: &str, options: &Options, pinned: bool) -> Result<Report, String> {
+fn run_one(name: &str, transport: &str, options: &Options, pinned: bool) -> Result<Report, String> {
     let relay = Relay::start(pinned)?;
     let argv = [
         "moq-bench",
@@ -165,6 +185,8 @@ fn run_one(name: &str, options: &Options, pinned: bool) -> Result<Report, String
         &format!("{}s", options.secs),
         "--warmup",
         &format!("{}s", options.warmup),
+        "--transport",
+        transport,
     ];
     let args = Args::parse_from(argv.iter().map(|s| s.to_string()).collect())
         .map_err(|e| e.to_string())?;
@@ -219,11 +241,15 @@ fn main() {
         }
     );
     let mut results = Vec::new();
-    for name in &options.presets {
-        eprintln!("e2e: running {name}");
-        match run_one(name, &options, pinned) {
-            Ok(report) => results.push((*name, report)),
-            Err(e) => eprintln!("e2e: {name} failed: {e}"),
+    for &(name, transport) in &options.presets {
+        let label = match transport {
+            "webtransport" => format!("{name}/wt"),
+            _ => name.to_string(),
+        };
+        eprintln!("e2e: running {name} over {transport}");
+        match run_one(name, transport, &options, pinned) {
+            Ok(report) => results.push((label, report)),
+            Err(e) => eprintln!("e2e: {label} failed: {e}"),
         }
     }
     let header = format!(
