@@ -67,16 +67,17 @@ impl Transport {
         self.socket.as_raw_fd()
     }
 
-    /// Feeds every queued datagram to quiche; returns how many there were. `batch` must
-    /// have `MAX_RECV_LEN` buffers (GRO may coalesce).
-    pub fn recv_all(&mut self, batch: &mut RecvBatch) -> usize {
-        let mut count = 0;
+    /// Feeds every queued datagram to quiche; returns how many there were and their bytes.
+    /// `batch` must have `MAX_RECV_LEN` buffers (GRO may coalesce).
+    pub fn recv_all(&mut self, batch: &mut RecvBatch) -> (u64, u64) {
+        let (mut count, mut bytes) = (0, 0);
         while let Ok(filled) = shards::udp::recv_batch_on(self.fd(), self.gro, batch) {
             if filled == 0 {
                 break;
             }
             for (meta, datagram) in batch.segments_mut() {
                 count += 1;
+                bytes += datagram.len() as u64;
                 let info = quiche::RecvInfo {
                     from: meta.src,
                     to: self.local,
@@ -84,7 +85,7 @@ impl Transport {
                 let _ = self.conn.recv(datagram, info);
             }
         }
-        count
+        (count, bytes)
     }
 
     /// Sends what quiche has ready; returns datagrams the socket refused.

@@ -39,6 +39,11 @@ pub struct Stats {
     pub frames_gap: u64,
     /// Datagrams the socket refused (EAGAIN); QUIC retransmits them.
     pub send_drops: u64,
+    /// UDP datagrams received from the relay, over the whole run (GRO batches counted
+    /// per datagram).
+    pub datagrams_received: u64,
+    /// Their UDP payload bytes.
+    pub bytes_received: u64,
     /// One-way latency, microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -62,6 +67,8 @@ impl Stats {
             groups_lost: 0,
             frames_gap: 0,
             send_drops: 0,
+            datagrams_received: 0,
+            bytes_received: 0,
             latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds"),
         }
     }
@@ -92,6 +99,8 @@ impl Stats {
         self.groups_lost += other.groups_lost;
         self.frames_gap += other.frames_gap;
         self.send_drops += other.send_drops;
+        self.datagrams_received += other.datagrams_received;
+        self.bytes_received += other.bytes_received;
         let _ = self.latency_us.add(&other.latency_us);
     }
 }
@@ -138,6 +147,9 @@ pub struct Report {
     pub groups_lost: u64,
     pub frames_gap: u64,
     pub send_drops: u64,
+    pub datagrams_received: u64,
+    /// Mean received UDP payload, bytes (whole run): how full the relay's packets are.
+    pub mean_datagram_bytes: f64,
     pub cpu_user_secs: f64,
     pub cpu_sys_secs: f64,
     /// CPU seconds over wall seconds of the whole run, as a percentage of one core.
@@ -218,6 +230,12 @@ impl Report {
             groups_lost: s.groups_lost,
             frames_gap: s.frames_gap,
             send_drops: s.send_drops,
+            datagrams_received: s.datagrams_received,
+            mean_datagram_bytes: if s.datagrams_received == 0 {
+                0.0
+            } else {
+                s.bytes_received as f64 / s.datagrams_received as f64
+            },
             cpu_user_secs: info.cpu.0,
             cpu_sys_secs: info.cpu.1,
             cpu_pct_of_core: if info.wall_secs > 0.0 {
@@ -308,6 +326,13 @@ impl Report {
                 ),
             ),
             ("send drops", self.send_drops.to_string()),
+            (
+                "datagrams in",
+                format!(
+                    "{} (mean {:.0} B)",
+                    self.datagrams_received, self.mean_datagram_bytes
+                ),
+            ),
             (
                 "generator cpu",
                 format!(

@@ -186,7 +186,9 @@ impl Worker {
             for e in events.iter().take(n.max(0) as usize) {
                 let i = e.u64 as usize;
                 if let Some(t) = self.slots[i].transport.as_mut() {
-                    t.recv_all(&mut self.datagrams);
+                    let (datagrams, bytes) = t.recv_all(&mut self.datagrams);
+                    self.stats.datagrams_received += datagrams;
+                    self.stats.bytes_received += bytes;
                     self.service(i, now);
                 }
             }
