@@ -90,10 +90,16 @@ pub fn client_config(
     Ok(config)
 }
 
+/// The largest UDP payload we send: a 1500-byte Ethernet MTU less the IPv6 and UDP headers,
+/// as quinn's path MTU discovery also caps it. Path MTU discovery (RFC 8899) probes it after
+/// the handshake and falls back towards 1200 bytes on paths that drop it.
+pub const MAX_UDP_PAYLOAD: usize = 1452;
+
 fn apply(config: &mut quiche::Config, settings: &QuicSettings) {
     config.set_max_idle_timeout(settings.idle_timeout.as_millis() as u64);
     config.set_max_recv_udp_payload_size(1500);
-    config.set_max_send_udp_payload_size(1350);
+    config.set_max_send_udp_payload_size(MAX_UDP_PAYLOAD);
+    config.discover_pmtu(true);
     config.set_initial_max_data(settings.max_data);
     config.set_initial_max_stream_data_bidi_local(settings.max_stream_data);
     config.set_initial_max_stream_data_bidi_remote(settings.max_stream_data);

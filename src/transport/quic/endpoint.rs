@@ -22,8 +22,8 @@ pub trait PacketOut {
     fn max_segments(&self) -> usize;
 }
 
-/// Largest UDP payload we send.
-const MAX_DATAGRAM: usize = 1350;
+/// Largest UDP payload we send (quiche's path MTU discovery decides below it).
+const MAX_DATAGRAM: usize = super::config::MAX_UDP_PAYLOAD;
 
 /// A shard's QUIC endpoint.
 pub struct Endpoint {
