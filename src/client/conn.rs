@@ -149,10 +149,24 @@ impl QuicClient {
         self.flush()?;
         let socket = bind_like(self.peer)?;
         let local = socket.local_addr()?;
+        // Without a spare connection id on each side quiche refuses (OutOfIdentifiers); the
+        // old socket and path then stay as they were, so the caller may retry later.
+        self.conn.migrate_source(local).map_err(other)?;
         self.socket = socket;
         self.local = local;
-        self.conn.migrate_source(local).map_err(other)?;
         // Say something on the new path at once, as a client with data to send would.
+        self.conn.send_ack_eliciting().map_err(other)?;
+        self.flush()
+    }
+
+    /// Moves to a fresh local port behind quiche's back, as a NAT rebinding does: the
+    /// connection keeps its connection ids and its own view of the path, and the relay sees
+    /// the same connection id arrive from a new address (maybe on another shard). Unlike
+    /// [`Self::rebind`] it needs no spare connection ids, so it can repeat without limit.
+    pub fn nat_rebind(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.socket = bind_like(self.peer)?;
+        // Say something from the new port at once, as a client with data to send would.
         self.conn.send_ack_eliciting().map_err(other)?;
         self.flush()
     }
