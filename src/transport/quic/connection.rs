@@ -40,6 +40,24 @@ impl Connection {
         f(&mut streams)
     }
 
+    /// Takes quiche's path events (new paths, validations, migrations, PMTU updates), which
+    /// otherwise queue up for the connection's lifetime, and logs the ones an operator cares
+    /// about: a client that moved to a new address, and a path that failed validation.
+    pub fn drain_path_events(&self) {
+        let mut conn = self.quiche.borrow_mut();
+        while let Some(event) = conn.path_event_next() {
+            match event {
+                quiche::PathEvent::PeerMigrated(_, peer) => {
+                    tracing::debug!(peer = %peer, "client moved to a new address")
+                }
+                quiche::PathEvent::FailedValidation(_, peer) => {
+                    tracing::debug!(peer = %peer, "new client address failed validation")
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The negotiated application protocol.
     pub fn alpn(&self) -> Vec<u8> {
         self.quiche.borrow().application_proto().to_vec()

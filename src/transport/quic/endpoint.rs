@@ -228,6 +228,7 @@ impl Endpoint {
                 app.poll(&self.env, &conn, &conn.notify);
                 self.issue_cids(&conn);
             }
+            conn.drain_path_events();
             if self.flush(&conn) {
                 last_send = Instant::now();
             }
