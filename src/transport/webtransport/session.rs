@@ -892,6 +892,18 @@ mod tests {
         }
     }
 
+    /// Reads every stream moq-lite would be handed: (id, bytes, fin), sorted by id.
+    fn read_readable(s: &mut WebTransportStreams<'_>) -> Vec<(u64, Vec<u8>, bool)> {
+        let mut got = Vec::new();
+        while let Some(id) = s.next_readable() {
+            let mut buf = [0u8; 64];
+            let (n, fin) = s.recv(id, &mut buf).unwrap();
+            got.push((id, buf[..n].to_vec(), fin));
+        }
+        got.sort();
+        got
+    }
+
     fn connect_request(protocols: &str) -> Vec<u8> {
         let section = qpack::encode(&[
             (":method", "CONNECT"),
@@ -982,17 +994,8 @@ mod tests {
         p.client.stream_send(8, &[0x01, 0x00], false).unwrap();
         p.shuttle();
         wt.drive(&mut p.server);
-        let mut got = Vec::new();
-        {
-            let mut s = wt.streams(&mut p.server);
-            while let Some(id) = s.next_readable() {
-                let mut buf = [0u8; 64];
-                let (n, fin) = s.recv(id, &mut buf).unwrap();
-                got.push((id, buf[..n].to_vec(), fin));
-                assert!(s.is_peer_initiated(id));
-            }
-        }
-        got.sort();
+        let got = read_readable(&mut wt.streams(&mut p.server));
+        assert!(got.iter().all(|&(id, ..)| wt.is_peer_initiated(id)));
         assert_eq!(
             got,
             [
@@ -1324,19 +1327,14 @@ mod tests {
         };
         p.shuttle();
         server.drive(&mut p.server);
-        let mut got = Vec::new();
-        {
+        let got = {
             let mut s = server.streams(&mut p.server);
-            while let Some(id) = s.next_readable() {
-                let mut buf = [0u8; 64];
-                let (n, fin) = s.recv(id, &mut buf).unwrap();
-                got.push((id, buf[..n].to_vec(), fin));
-            }
+            let got = read_readable(&mut s);
             assert_eq!(s.send(bidi, b"answer", true), Ok(6));
             let back = s.open_uni().unwrap();
             assert_eq!(s.send(back, b"group", true), Ok(5));
-        }
-        got.sort();
+            got
+        };
         assert_eq!(
             got,
             [
@@ -1346,16 +1344,10 @@ mod tests {
         );
         p.shuttle();
         client.drive(&mut p.client);
-        let mut got = Vec::new();
-        {
-            let mut s = client.streams(&mut p.client);
-            while let Some(id) = s.next_readable() {
-                let mut buf = [0u8; 64];
-                let (n, fin) = s.recv(id, &mut buf).unwrap();
-                got.push((id, s.is_peer_initiated(id), buf[..n].to_vec(), fin));
-            }
-        }
-        got.sort();
+        let got: Vec<_> = read_readable(&mut client.streams(&mut p.client))
+            .into_iter()
+            .map(|(id, bytes, fin)| (id, client.is_peer_initiated(id), bytes, fin))
+            .collect();
         assert_eq!(
             got,
             [
