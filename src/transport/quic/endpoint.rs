@@ -2,6 +2,7 @@
 //! connections, forwards misrouted packets to their owning shard, and runs one driver task
 //! per connection.
 
+use super::alarm::Alarm;
 use super::app::App;
 use super::cid::{self, CID_LEN};
 use super::connection::Connection;
@@ -196,6 +197,7 @@ impl Endpoint {
     async fn drive(self: Rc<Self>, conn: Rc<Connection>) {
         let mut app: Option<App> = None;
         let mut last_send = Instant::now();
+        let mut alarm = Alarm::default();
         loop {
             let established = conn.quiche.borrow().is_established();
             if established && app.is_none() {
@@ -248,13 +250,8 @@ impl Endpoint {
                 .into_iter()
                 .flatten()
                 .min();
-            match deadline {
-                Some(deadline) if deadline <= now => {}
-                Some(deadline) => {
-                    let sleep = glommio::timer::sleep(deadline - now);
-                    futures_lite::future::or(conn.notify.notified(), sleep).await;
-                }
-                None => conn.notify.notified().await,
+            if deadline.is_none_or(|deadline| deadline > now) {
+                alarm.wait(&conn.notify, deadline).await;
             }
             let expired = conn
                 .quiche

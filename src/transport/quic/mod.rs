@@ -1,6 +1,7 @@
 //! QUIC on quiche: the shard's endpoint, its connections, connection-id routing, the quiche
 //! configuration, and what runs on a connection (raw moq-lite or WebTransport).
 
+mod alarm;
 mod app;
 mod buffers;
 pub mod cid;
