@@ -14,12 +14,11 @@ mod serve;
 use crate::auth::{Auth, AuthError, ConnectPath, Scope};
 use crate::notify::Notify;
 use crate::relay::{RelayShard, SessionRef, UpstreamInbox};
-use crate::transport::{StreamId, Streams};
+use crate::transport::{StreamId, StreamMap, Streams};
 use crate::wire::{self, error_code, BidiType, DecodeError, Message, Setup, UniType, Version};
 use consume::Consumer;
 use io::{Inbound, Outbound, ReadOutcome};
 use serve::Server;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -80,9 +79,10 @@ pub struct Session {
     /// The connect path from the URL (WebTransport/WebSocket), or `None` on raw QUIC.
     url_path: Option<String>,
     setup_sent: bool,
-    scope: Option<Scope>,
-    streams: HashMap<StreamId, (Inbound, Incoming)>,
-    outbound: HashMap<StreamId, Outbound>,
+    /// Shared so each poll can lend it out while `self` is borrowed mutably.
+    scope: Option<Rc<Scope>>,
+    streams: StreamMap<(Inbound, Incoming)>,
+    outbound: StreamMap<Outbound>,
     server: Server,
     consumer: Consumer,
     me: SessionRef,
@@ -116,8 +116,8 @@ impl Session {
             url_path,
             setup_sent: false,
             scope: None,
-            streams: HashMap::new(),
-            outbound: HashMap::new(),
+            streams: StreamMap::default(),
+            outbound: StreamMap::default(),
             server: Server::default(),
             consumer: Consumer::default(),
             me,
@@ -219,7 +219,7 @@ impl Session {
             return Err(unauthorized(AuthError::Role(role)));
         }
         tracing::info!(root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, version = %self.version, expires = ?grant.expires, "session authorized");
-        self.scope = Some(scope);
+        self.scope = Some(Rc::new(scope));
         self.expires_at = grant.expires.map(instant_of_unix);
         self.on_authorized()
     }
