@@ -4,7 +4,7 @@
 use super::conn::QuicClient;
 use crate::session::io::{Inbound, ReadOutcome};
 use crate::transport::quic::QuicSettings;
-use crate::transport::{StreamId, Streams};
+use crate::transport::{StreamId, StreamMap, Streams};
 use crate::wire::{
     self, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BidiType, FrameHeader,
     GroupHeader, Message, Setup, Subscribe, SubscribeResponse, SubscribeUpdate, TrackInfo,
@@ -115,7 +115,7 @@ pub struct MoqClient {
     pub quic: QuicClient,
     pub version: Version,
     pub hop: u64,
-    streams: HashMap<StreamId, (Inbound, Role)>,
+    streams: StreamMap<(Inbound, Role)>,
     /// Broadcasts we publish (relative to our root).
     published: Vec<String>,
     announce_streams: Vec<StreamId>,
@@ -159,7 +159,7 @@ impl MoqClient {
             quic,
             version,
             hop: rand::random_range(1..1u64 << 53),
-            streams: HashMap::new(),
+            streams: StreamMap::default(),
             published: Vec::new(),
             announce_streams: Vec::new(),
             downstreams: Vec::new(),

@@ -8,7 +8,7 @@ use crate::auth::Scope;
 use crate::model::{Demand, Frame, TrackEnd, TrackEvent, TrackInfo};
 use crate::path;
 use crate::relay::{SessionRef, UpstreamInbox, UpstreamRequest};
-use crate::transport::{StreamId, Streams};
+use crate::transport::{StreamId, StreamMap, Streams};
 use crate::wire::SubscribeUpdate;
 use crate::wire::{
     self, error_code::stream as code, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus,
@@ -70,12 +70,12 @@ pub struct Consumer {
     pub peer_hop: u64,
     /// How many of the session's publish prefixes we asked the peer about.
     requested: usize,
-    own: HashMap<StreamId, (Inbound, OwnStream)>,
+    own: StreamMap<(Inbound, OwnStream)>,
     /// Absolute paths we announced on the peer's behalf.
     routes: HashSet<String>,
     upstreams: HashMap<u64, Upstream>,
     by_owner: HashMap<(usize, u64), u64>,
-    groups: HashMap<StreamId, Option<GroupIngest>>,
+    groups: StreamMap<Option<GroupIngest>>,
     next_subscription: u64,
 }
 
@@ -90,7 +90,7 @@ impl Consumer {
         _me: SessionRef,
         inbox: &UpstreamInbox,
         streams: &mut dyn Streams,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) -> Result<(), Close> {
         // One announce request per publish prefix; a transport that has no stream credit
         // yet (QMux before the peer's parameters) gets the rest on a later poll.
@@ -169,7 +169,7 @@ impl Consumer {
         version: Version,
         scope: &Scope,
         streams: &mut dyn Streams,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
         owner: usize,
         track_id: u64,
         broadcast: &str,
@@ -230,7 +230,7 @@ impl Consumer {
         &mut self,
         version: Version,
         streams: &mut dyn Streams,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
         subscription: u64,
         demand: Demand,
     ) {
@@ -281,7 +281,7 @@ impl Consumer {
         me: SessionRef,
         streams: &mut dyn Streams,
         id: StreamId,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) -> Result<(), Close> {
         let Some((inbound, _)) = self.own.get_mut(&id) else {
             // A stream we forgot: drain it.
@@ -454,7 +454,7 @@ impl Consumer {
         outcome: &ReadOutcome,
         subscription: u64,
         id: StreamId,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) -> Result<Option<OwnStream>, Close> {
         let Some(up) = self.upstreams.get_mut(&subscription) else {
             return Ok(None);

@@ -9,12 +9,12 @@ use crate::model::{AnnounceEvent, AnnounceWatch, Demand, TrackEnd};
 use crate::notify::Notify;
 use crate::path;
 use crate::relay::TrackHandle;
-use crate::transport::{StreamId, Streams};
+use crate::transport::{StreamId, StreamMap, Streams};
 use crate::wire::{
     self, error_code::stream as code, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus,
     Message, Subscribe, SubscribeUpdate, TrackRequest, Version,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::rc::Rc;
 
 /// What serving a stream needs from its session.
@@ -45,9 +45,9 @@ struct TrackServe {
 /// The serving half of a session.
 #[derive(Default)]
 pub struct Server {
-    announces: HashMap<StreamId, AnnounceServe>,
-    tracks: HashMap<StreamId, TrackServe>,
-    subscriptions: HashMap<StreamId, Downstream>,
+    announces: StreamMap<AnnounceServe>,
+    tracks: StreamMap<TrackServe>,
+    subscriptions: StreamMap<Downstream>,
     /// Peer streams we are done with (answered or refused), for the session to retire.
     done: Vec<StreamId>,
 }
@@ -60,7 +60,7 @@ impl Server {
         streams: &mut dyn Streams,
         id: StreamId,
         inbound: &mut Inbound,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) -> Result<bool, Close> {
         if !self.announces.contains_key(&id) {
             let request = match inbound.message::<AnnounceRequest>(ctx.version) {
@@ -89,7 +89,7 @@ impl Server {
         ctx: &Ctx<'_>,
         id: StreamId,
         request: AnnounceRequest,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) {
         let prefix = ctx.scope.absolute(&request.prefix);
         let exclude = if request.exclude_hop != 0 {
@@ -147,7 +147,7 @@ impl Server {
         streams: &mut dyn Streams,
         id: StreamId,
         inbound: &mut Inbound,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) -> Result<bool, Close> {
         if self.tracks.contains_key(&id) {
             if inbound.finished && inbound.buf.is_empty() {
@@ -186,7 +186,7 @@ impl Server {
         streams: &mut dyn Streams,
         id: StreamId,
         inbound: &mut Inbound,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) -> Result<bool, Close> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.subscriptions.entry(id) {
             let request = match inbound.message::<Subscribe>(ctx.version) {
@@ -236,7 +236,7 @@ impl Server {
         &mut self,
         streams: &mut dyn Streams,
         id: StreamId,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) {
         if let Some(mut sub) = self.subscriptions.remove(&id) {
             sub.cancel(streams, code::CANCEL);
@@ -258,7 +258,7 @@ impl Server {
         &mut self,
         ctx: &Ctx<'_>,
         streams: &mut dyn Streams,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) {
         self.announce_changes(ctx, streams, outbound);
         self.answer_tracks(ctx.version, streams, outbound);
@@ -285,7 +285,7 @@ impl Server {
         &mut self,
         ctx: &Ctx<'_>,
         streams: &mut dyn Streams,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) {
         let our_hop = ctx.env.shard.config.hop;
         let mut overflowed = Vec::new();
@@ -342,7 +342,7 @@ impl Server {
         &mut self,
         version: Version,
         streams: &mut dyn Streams,
-        outbound: &mut HashMap<StreamId, Outbound>,
+        outbound: &mut StreamMap<Outbound>,
     ) {
         let done = &mut self.done;
         self.tracks.retain(|&id, serve| {

@@ -3,9 +3,11 @@
 
 pub mod qmux;
 pub mod quic;
+mod stream_map;
 mod streams;
 pub mod tls;
 pub mod websocket;
 pub mod webtransport;
 
+pub use stream_map::StreamMap;
 pub use streams::{StreamError, StreamId, Streams};
