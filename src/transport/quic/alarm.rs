@@ -3,17 +3,24 @@
 //! A connection wakes for every packet and every frame, and its deadline (quiche's loss,
 //! ACK and idle timers, the session's, the keep-alive) moves on almost every wake. Arming
 //! a fresh glommio timer per wake costs a timer-map insert and removal each time. The alarm
-//! keeps one timer and re-arms it only when the deadline moves earlier than the armed time
-//! or the armed time has passed. When it fires before the deadline (the deadline moved
-//! later meanwhile), the wait re-arms itself without returning, so the early fire costs a
-//! poll of this future, not a turn of the connection's loop.
+//! keeps one timer and leaves it armed when the deadline moved later by a little (up to
+//! [`KEEP_EARLY`]); it re-arms when the deadline moves earlier, moves far out, or the armed
+//! time has passed. When the kept timer fires before the deadline, the wait re-arms itself
+//! without returning, so the early fire costs a poll of this future, not a turn of the
+//! connection's loop.
 
 use crate::notify::Notify;
 use glommio::timer::Timer;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How much earlier than the deadline an armed timer may fire and still be kept. A timer
+/// firing early wakes the executor, which on an idle shard is asleep: a deadline that moved
+/// far out (a PING answered, so no loss timer; the next keep-alive seconds away) re-arms at
+/// once instead.
+const KEEP_EARLY: Duration = Duration::from_millis(10);
 
 /// One re-armable timer owned by a connection task.
 #[derive(Default)]
@@ -35,8 +42,11 @@ impl Alarm {
 
     /// Makes sure the task behind `cx` wakes no later than `deadline` (which lies ahead).
     fn arm(&mut self, deadline: Instant, now: Instant, cx: &mut Context<'_>) {
-        if self.armed.is_some_and(|at| at > now && at <= deadline) {
-            // A timer already fires in time: an early fire just re-arms.
+        if self
+            .armed
+            .is_some_and(|at| at > now && at <= deadline && deadline - at <= KEEP_EARLY)
+        {
+            // A timer already fires in time, and early by little: that fire just re-arms.
             return;
         }
         let mut timer = Timer::new(deadline - now);
@@ -81,7 +91,6 @@ impl Future for Wait<'_> {
 mod tests {
     use super::*;
     use std::rc::Rc;
-    use std::time::Duration;
 
     fn run<T>(f: impl Future<Output = T> + 'static) -> T {
         glommio::LocalExecutorBuilder::default()
@@ -114,9 +123,9 @@ mod tests {
             glommio::spawn_local(async move { wake.notify() }).detach();
             alarm.wait(&notify, Some(early)).await;
             assert!(Instant::now() < early, "the notification ended the wait");
-            // The next wait's deadline is later: the 5 ms timer fires first and the wait
-            // must keep going until the real deadline.
-            let late = start + Duration::from_millis(30);
+            // The next wait's deadline is later, by less than KEEP_EARLY: the 5 ms timer
+            // stays, fires first, and the wait must keep going until the real deadline.
+            let late = early + KEEP_EARLY / 2;
             alarm.wait(&notify, Some(late)).await;
             assert!(Instant::now() >= late);
         });
