@@ -83,7 +83,7 @@ impl Inbound {
         }
         match M::decode(version, &self.buf) {
             Ok((message, used)) => {
-                let _ = self.buf.split_to(used);
+                self.consume(used);
                 Ok(Some(message))
             }
             Err(DecodeError::Incomplete) if !self.finished => Ok(None),
@@ -103,12 +103,23 @@ impl Inbound {
         }
         match decode(&self.buf) {
             Ok((value, used)) => {
-                let _ = self.buf.split_to(used);
+                self.consume(used);
                 Ok(Some(value))
             }
             Err(DecodeError::Incomplete) if !self.finished => Ok(None),
             Err(DecodeError::Incomplete) => Err(DecodeError::ShortBody),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Drops `used` decoded bytes from the front. A buffer left empty gives its memory
+    /// back: most streams of an idle session (subscribe, announce) carry one message and
+    /// then wait, and a thousand such sessions would otherwise pin their first reads.
+    fn consume(&mut self, used: usize) {
+        if used >= self.buf.len() {
+            self.buf = BytesMut::new();
+        } else {
+            let _ = self.buf.split_to(used);
         }
     }
 
@@ -193,5 +204,54 @@ impl Outbound {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::SubscribeUpdate;
+
+    fn encoded(update: &SubscribeUpdate) -> Vec<u8> {
+        let mut buf = Vec::new();
+        update.encode(Version::Lite05, &mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn a_drained_buffer_gives_its_memory_back() {
+        let update = SubscribeUpdate {
+            priority: 3,
+            ..SubscribeUpdate::default()
+        };
+        let mut inbound = Inbound::default();
+        inbound.buf.reserve(FIRST_READ);
+        inbound.buf.extend_from_slice(&encoded(&update));
+        let decoded = inbound.message::<SubscribeUpdate>(Version::Lite05).unwrap();
+        assert_eq!(decoded, Some(update));
+        assert_eq!(inbound.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn a_partly_decoded_buffer_keeps_the_rest() {
+        let first = SubscribeUpdate {
+            priority: 1,
+            ..SubscribeUpdate::default()
+        };
+        let mut bytes = encoded(&first);
+        let second = encoded(&SubscribeUpdate {
+            priority: 2,
+            ..SubscribeUpdate::default()
+        });
+        bytes.extend_from_slice(&second[..second.len() - 1]);
+        let mut inbound = Inbound::default();
+        inbound.buf.extend_from_slice(&bytes);
+        let decoded = inbound.message::<SubscribeUpdate>(Version::Lite05).unwrap();
+        assert_eq!(decoded, Some(first));
+        assert_eq!(&inbound.buf[..], &second[..second.len() - 1]);
+        assert_eq!(
+            inbound.message::<SubscribeUpdate>(Version::Lite05),
+            Ok(None)
+        );
     }
 }
