@@ -253,12 +253,10 @@ impl Endpoint {
             if deadline.is_none_or(|deadline| deadline > now) {
                 alarm.wait(&conn.notify, deadline).await;
             }
-            let expired = conn
-                .quiche
-                .borrow()
-                .timeout_instant()
-                .is_some_and(|t| t <= Instant::now());
-            if expired {
+            // quiche's deadline as of this turn: if packets since moved it earlier, the next
+            // turn sees that and does not wait; if they moved it later, on_timeout finds
+            // nothing due.
+            if quic_deadline.is_some_and(|t| t <= Instant::now()) {
                 conn.quiche.borrow_mut().on_timeout();
             }
         }
