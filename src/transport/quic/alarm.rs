@@ -99,6 +99,12 @@ mod tests {
             .run(f)
     }
 
+    /// Notifies `notify` from another task, which runs once the current one waits.
+    fn notify_soon(notify: &Rc<Notify>) {
+        let wake = notify.clone();
+        glommio::spawn_local(async move { wake.notify() }).detach();
+    }
+
     #[test]
     fn a_deadline_ends_the_wait_no_earlier_than_it_says() {
         run(async {
@@ -119,8 +125,7 @@ mod tests {
             let start = Instant::now();
             // Arm for 5 ms, then leave on a notification before it fires.
             let early = start + Duration::from_millis(5);
-            let wake = notify.clone();
-            glommio::spawn_local(async move { wake.notify() }).detach();
+            notify_soon(&notify);
             alarm.wait(&notify, Some(early)).await;
             assert!(Instant::now() < early, "the notification ended the wait");
             // The next wait's deadline is later, by less than KEEP_EARLY: the 5 ms timer
@@ -137,8 +142,7 @@ mod tests {
             let notify = Notify::new();
             let mut alarm = Alarm::default();
             let start = Instant::now();
-            let wake = notify.clone();
-            glommio::spawn_local(async move { wake.notify() }).detach();
+            notify_soon(&notify);
             alarm
                 .wait(&notify, Some(start + Duration::from_secs(10)))
                 .await;
