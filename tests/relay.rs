@@ -679,3 +679,49 @@ fn a_frame_above_max_frame_bytes_resets_its_group_and_the_track_goes_on() {
     );
     assert_eq!(frames_of(&viewer.events, 2), vec![b"after".to_vec()]);
 }
+
+#[test]
+fn peers_closing_quiet_connections_leave_every_shard_serving() {
+    // A short keep-alive makes a PING likely to fall due inside a closed connection's
+    // draining period (3 PTO, a few ms on loopback): the connection must neither ping nor
+    // spin then.
+    let relay = Relay::start_with("", &["--keep-alive", "10ms"]);
+    let mut quiet: Vec<MoqClient> = (0..16)
+        .map(|_| MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap())
+        .collect();
+    // Through a few keep-alive PINGs, then each closes, 15 ms after the one before.
+    poll_all(&mut quiet, 10);
+    for mut client in quiet {
+        let _ = client.quic.conn.close(true, 0, b"bye");
+        let _ = client.quic.flush();
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // With nothing left to serve, the relay is idle: a connection spinning in its closing
+    // period would burn a whole core (about 1 s of CPU here; an idle relay uses a few ms).
+    let cpu = || {
+        moq_bench::relay_process::read(relay.pid())
+            .expect("relay running")
+            .0
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu() - before;
+    assert!(used < 0.5, "an idle relay used {used:.2} s of CPU in 1 s");
+    // Fresh connections land on both shards (eight source ports); each must be served.
+    let mut publisher = publisher(&relay, Version::Lite05, "after");
+    let mut viewers: Vec<MoqClient> = (0..8)
+        .map(|_| MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap())
+        .collect();
+    for viewer in &mut viewers {
+        viewer.subscribe("after", "t");
+    }
+    wait_subscribed(&mut publisher, &mut viewers, 1);
+    publisher.send_group("after", "t", 0, &[b"still here"]);
+    assert!(
+        wait_all(&mut viewers, &mut publisher, |e| groups_done(e)
+            .contains(&0)),
+        "every fresh viewer gets the group:\n{}",
+        relay.log_text()
+    );
+}

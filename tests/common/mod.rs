@@ -126,6 +126,11 @@ impl Relay {
         }
     }
 
+    /// The relay's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every log line so far.
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")

@@ -106,7 +106,7 @@ impl App {
                     let mut streams = h3.streams(&mut q);
                     session.poll(&mut streams);
                 }
-                if h3.is_closed() && !q.is_closed() {
+                if h3.is_closed() && !q.is_closed() && !q.is_draining() {
                     // Let the capsule or the refusal go out (and be acknowledged) first.
                     let now = Instant::now();
                     let at = *close_at.get_or_insert_with(|| now + linger(&q));
@@ -115,6 +115,9 @@ impl App {
                             .connection_close()
                             .unwrap_or((error_code::session::CANCEL, ""));
                         let _ = q.close(true, code, reason.as_bytes());
+                        // Done: a deadline left in the past would keep the driver from
+                        // waiting until quiche's closing period is over.
+                        *close_at = None;
                     }
                 }
             }

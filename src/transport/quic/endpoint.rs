@@ -238,10 +238,16 @@ impl Endpoint {
                 break;
             }
             let now = Instant::now();
-            let ping_at = app.as_ref().map(|_| last_send + self.keep_alive);
+            // A closing or draining connection sends nothing more, PINGs included.
+            let ping_at = app
+                .as_ref()
+                .filter(|_| !conn.quiche.borrow().is_draining())
+                .map(|_| last_send + self.keep_alive);
             if ping_at.is_some_and(|at| at <= now) {
                 // Quiet for a while: a PING keeps viewers that only wait for announces alive.
+                // The next one is due a keep-alive from now even if quiche sends nothing.
                 let _ = conn.quiche.borrow_mut().send_ack_eliciting();
+                last_send = now;
                 continue;
             }
             let quic_deadline = conn.quiche.borrow().timeout_instant();
@@ -252,6 +258,10 @@ impl Endpoint {
                 .min();
             if deadline.is_none_or(|deadline| deadline > now) {
                 alarm.wait(&conn.notify, deadline).await;
+            } else {
+                // Due at once: still give the shard's other tasks their turn when the
+                // executor asks, so no connection can hold its shard, whatever is due.
+                glommio::yield_if_needed().await;
             }
             // quiche's deadline as of this turn: if packets since moved it earlier, the next
             // turn sees that and does not wait; if they moved it later, on_timeout finds
