@@ -47,8 +47,8 @@ pub struct RuntimeConfig {
     /// Depth of each of glommio's io_uring rings.
     pub ring_depth: usize,
     /// How long a task may run before cooperative points (`glommio::yield_if_needed`, which
-    /// [`crate::udp::UdpSocket::recv_batch`] calls) yield to the shard's other tasks and to
-    /// I/O polling. glommio's default (100 ms) suits storage, not a media relay.
+    /// [`crate::udp::UdpSocket::recv_batch`] calls under a flood) yield to the shard's other
+    /// tasks and to I/O polling. glommio's default (100 ms) suits storage, not a media relay.
     pub preempt_timer: Duration,
     /// Install the SIGINT/SIGTERM handling thread: the first signal stops every shard, a
     /// second one exits the process. Turn off when the embedding program handles signals

@@ -246,3 +246,63 @@ fn refused_transmits_are_dropped_without_affecting_the_batch() {
         assert_eq!(&buf[..n], want);
     }
 }
+
+#[test]
+fn a_flood_leaves_the_executor_s_other_tasks_their_turn() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, OnceLock};
+    let stop = Arc::new(AtomicBool::new(false));
+    let target = Arc::new(OnceLock::<SocketAddr>::new());
+    // Several senders keep the socket's queue from ever running dry while the receiver
+    // spends time on each batch, as a relay does on a flood of packets.
+    let senders: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, target) = (stop.clone(), target.clone());
+            std::thread::spawn(move || {
+                let socket = std::net::UdpSocket::bind(loopback()).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    match target.get() {
+                        Some(dst) => drop(socket.send_to(&[7u8; 200], dst)),
+                        None => std::thread::yield_now(),
+                    }
+                }
+            })
+        })
+        .collect();
+    let receiving = target.clone();
+    let done = std::thread::spawn(move || {
+        on_executor(move || {
+            Box::pin(async move {
+                let receiver = UdpSocket::bind(loopback()).unwrap();
+                receiving.set(receiver.local_addr()).unwrap();
+                let reading = glommio::spawn_local(async move {
+                    let mut batch = RecvBatch::for_socket(&receiver);
+                    loop {
+                        receiver.recv_batch(&mut batch).await.unwrap();
+                        let started = std::time::Instant::now();
+                        while started.elapsed() < Duration::from_micros(200) {}
+                    }
+                })
+                .detach();
+                // Another task on the same executor still gets its turns.
+                for _ in 0..3 {
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                }
+                reading.cancel();
+            })
+        })
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert!(
+        done.is_finished(),
+        "the receive loop held the executor through the flood"
+    );
+    done.join().unwrap();
+}
