@@ -65,7 +65,14 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     );
     let watcher = cli
         .relay_pid
-        .map(|pid| Watcher::start(pid, timeline.measure_start, timeline.measure_end))
+        .map(|pid| {
+            Watcher::start(
+                pid,
+                cli.relay.port(),
+                timeline.measure_start,
+                timeline.measure_end,
+            )
+        })
         .transpose()?;
     let cpu_before = clock::cpu_seconds();
 

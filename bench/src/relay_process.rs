@@ -1,5 +1,6 @@
 //! The relay's own cost, read from `/proc` while the run goes on: CPU seconds over exactly
-//! the measured window, its peak RSS in the window, and its RSS before the first connection.
+//! the measured window, its peak RSS in the window, its RSS before the first connection, and
+//! the datagrams the kernel dropped on its UDP port because it did not read them in time.
 //! Only for a relay on this host (`--relay-pid`).
 
 use serde::Serialize;
@@ -22,6 +23,9 @@ pub struct RelayCost {
     pub rss_start_bytes: u64,
     /// Highest RSS sampled inside the window.
     pub rss_peak_bytes: u64,
+    /// Datagrams dropped on the relay's UDP sockets (receive buffer full) from before the
+    /// first connection to the window's end; `None` when `/proc/net/udp` could not be read.
+    pub udp_drops: Option<u64>,
 }
 
 impl RelayCost {
@@ -56,6 +60,32 @@ pub fn read(pid: u32) -> Option<(f64, u64)> {
     Some((cpu, rss_pages * page.max(1) as u64))
 }
 
+/// Datagrams the kernel dropped on every UDP socket bound to local `port` (a reuseport
+/// group has several; IPv4 and IPv6), from the last column of `/proc/net/udp{,6}`. `None` if
+/// no such socket was found.
+pub fn udp_drops(port: u16) -> Option<u64> {
+    let mut total = None;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit_once(':'))
+                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            if local_port != Some(port) {
+                continue;
+            }
+            if let Some(drops) = fields.last().and_then(|d| d.parse::<u64>().ok()) {
+                *total.get_or_insert(0) += drops;
+            }
+        }
+    }
+    total
+}
+
 /// A thread that watches the relay over the window.
 pub struct Watcher {
     handle: JoinHandle<Result<RelayCost, String>>,
@@ -63,10 +93,17 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Starts watching `pid`: reads RSS now, CPU at `window_start` and `window_end`.
-    pub fn start(pid: u32, window_start: Instant, window_end: Instant) -> Result<Self, String> {
+    /// Starts watching `pid`, which serves UDP `port`: reads RSS and UDP drops now, CPU at
+    /// `window_start` and `window_end`, drops again at `window_end`.
+    pub fn start(
+        pid: u32,
+        port: u16,
+        window_start: Instant,
+        window_end: Instant,
+    ) -> Result<Self, String> {
         let (_, rss_start_bytes) =
             read(pid).ok_or_else(|| format!("no process {pid} to watch (--relay-pid)"))?;
+        let drops_start = udp_drops(port);
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let handle = std::thread::Builder::new()
@@ -84,12 +121,16 @@ impl Watcher {
                     }
                 }
                 let (cpu1, rss) = read(pid).ok_or_else(gone)?;
+                let udp_drops = drops_start
+                    .zip(udp_drops(port))
+                    .map(|(start, end)| end.saturating_sub(start));
                 Ok(RelayCost {
                     pid,
                     cpu_secs: (cpu1 - cpu0).max(0.0),
                     window_secs: t0.elapsed().as_secs_f64(),
                     rss_start_bytes,
                     rss_peak_bytes: peak.max(rss),
+                    udp_drops,
                 })
             })
             .map_err(|e| format!("spawning the relay watcher: {e}"))?;
@@ -130,10 +171,27 @@ mod tests {
     }
 
     #[test]
+    fn counts_datagrams_a_full_receive_buffer_dropped() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        assert_eq!(udp_drops(port), Some(0));
+        // Never read: once the (default-sized) buffer is full, the kernel drops the rest.
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..5000 {
+            sender.send_to(&[0u8; 1000], ("127.0.0.1", port)).unwrap();
+        }
+        assert!(udp_drops(port).unwrap() > 0);
+        drop(receiver);
+        assert_eq!(udp_drops(port), None, "no socket on that port any more");
+    }
+
+    #[test]
     fn watches_a_short_window() {
         let now = Instant::now();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let w = Watcher::start(
             std::process::id(),
+            port.local_addr().unwrap().port(),
             now + Duration::from_millis(20),
             now + Duration::from_millis(250),
         )
@@ -148,5 +206,6 @@ mod tests {
         assert!(cost.window_secs >= 0.2, "{cost:?}");
         assert!(cost.cpu_secs > 0.0, "{cost:?}");
         assert!(cost.rss_peak_bytes >= cost.rss_start_bytes / 2, "{cost:?}");
+        assert_eq!(cost.udp_drops, Some(0), "{cost:?}");
     }
 }

@@ -364,6 +364,12 @@ impl Report {
                     self.relay_rss_per_connection_bytes.unwrap_or(0.0) / 1024.0
                 ),
             ));
+            rows.push((
+                "relay udp drops",
+                r.udp_drops.map_or("n/a".to_string(), |d| {
+                    format!("{d} datagrams (its receive buffer overflowed)")
+                }),
+            ));
         }
         for (name, value) in rows {
             let _ = writeln!(out, "{name:<18} {value}");
@@ -402,6 +408,7 @@ mod tests {
                 window_secs: 1.0,
                 rss_start_bytes: 1 << 20,
                 rss_peak_bytes: 3 << 20,
+                udp_drops: Some(0),
             }),
         };
         let r = Report::new(info, &a);
