@@ -86,6 +86,8 @@ pub struct Track {
     pub name: String,
     info: Cell<Option<TrackInfo>>,
     groups: RefCell<BTreeMap<u64, Rc<Group>>>,
+    /// Payload bytes of every group in `groups`, kept as frames arrive and groups go.
+    cached_bytes: Cell<usize>,
     end: Cell<Option<TrackEnd>>,
     limits: CacheLimits,
     watchers: RefCell<Vec<Weak<Notify>>>,
@@ -98,6 +100,7 @@ impl Track {
             name,
             info: Cell::new(None),
             groups: RefCell::new(BTreeMap::new()),
+            cached_bytes: Cell::new(0),
             end: Cell::new(None),
             limits,
             watchers: RefCell::new(Vec::new()),
@@ -242,7 +245,13 @@ impl Track {
             return false;
         }
         groups.insert(sequence, Rc::new(Group::new(sequence)));
-        Self::prune(&mut groups, self.window(), &self.limits);
+        let bytes = Self::prune(
+            &mut groups,
+            self.cached_bytes.get(),
+            self.window(),
+            &self.limits,
+        );
+        self.cached_bytes.set(bytes);
         true
     }
 
@@ -254,7 +263,12 @@ impl Track {
             group.end(Some(GROUP_TOO_LARGE));
             return true;
         }
-        group.push(frame)
+        let len = frame.payload.len();
+        let pushed = group.push(frame);
+        if pushed {
+            self.cached_bytes.set(self.cached_bytes.get() + len);
+        }
+        pushed
     }
 
     /// How long non-latest groups are kept: the publisher's max age, capped by our limit.
@@ -266,21 +280,36 @@ impl Track {
     }
 
     /// Drops non-latest groups idle for longer than `window`, then the oldest ones while
-    /// the count or the bytes exceed the limits.
-    fn prune(groups: &mut BTreeMap<u64, Rc<Group>>, window: Duration, limits: &CacheLimits) {
+    /// the count or the bytes exceed the limits; returns the bytes left cached (`bytes` is
+    /// the total before). Idle groups are found from the oldest on and the scan stops at the
+    /// first one still in use: publishers write groups in sequence order, so that finds
+    /// them all, and a group written out of order only delays the expiry of the older ones
+    /// behind it (within the count and byte limits). Every group start prunes, so the cost
+    /// is the groups dropped, not the groups cached: a chat track holds dozens.
+    fn prune(
+        groups: &mut BTreeMap<u64, Rc<Group>>,
+        mut bytes: usize,
+        window: Duration,
+        limits: &CacheLimits,
+    ) -> usize {
         let Some(&latest) = groups.keys().next_back() else {
-            return;
+            return bytes;
         };
         let now = Instant::now();
-        groups.retain(|&seq, g| seq == latest || now.duration_since(g.last_write()) <= window);
-        let mut bytes: usize = groups.values().map(|g| g.bytes()).sum();
+        while let Some(oldest) = groups.first_entry() {
+            if *oldest.key() == latest || now.duration_since(oldest.get().last_write()) <= window {
+                break;
+            }
+            bytes = bytes.saturating_sub(oldest.remove().bytes());
+        }
         while groups.len() > 1
             && (groups.len() > limits.max_groups || bytes > limits.max_track_bytes)
         {
             if let Some((_, oldest)) = groups.pop_first() {
-                bytes -= oldest.bytes();
+                bytes = bytes.saturating_sub(oldest.bytes());
             }
         }
+        bytes
     }
 
     fn changed(&self) {
@@ -417,5 +446,39 @@ mod byte_budget {
         // 4 bytes per group: groups 2 and 3 (8 bytes) and the empty latest fit; 0 and 1 went.
         assert!(track.group(1).is_none());
         assert!(track.group(2).is_some() && track.group(3).is_some() && track.group(4).is_some());
+    }
+
+    #[test]
+    fn idle_groups_expire_and_give_their_bytes_back_to_the_budget() {
+        let limits = CacheLimits {
+            max_age: Duration::from_millis(20),
+            max_track_bytes: 12,
+            ..CacheLimits::default()
+        };
+        let track = Track::new("b".into(), "t".into(), limits);
+        let payload = Bytes::from_static(b"abcd");
+        for seq in 0..3u64 {
+            track.apply(TrackEvent::GroupStart(seq));
+            let frame = Frame {
+                timestamp: seq,
+                payload: payload.clone(),
+            };
+            track.apply(TrackEvent::Frame { group: seq, frame });
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        // Group 2 was the latest, so it stayed; now it is idle too, and goes with 0 and 1.
+        track.apply(TrackEvent::GroupStart(3));
+        assert!((0..3).all(|seq| track.group(seq).is_none()));
+        // With the expired bytes given back, three fresh 4-byte groups fit the 12-byte budget.
+        for seq in 3..6u64 {
+            track.apply(TrackEvent::GroupStart(seq));
+            let frame = Frame {
+                timestamp: seq,
+                payload: payload.clone(),
+            };
+            track.apply(TrackEvent::Frame { group: seq, frame });
+        }
+        track.apply(TrackEvent::GroupStart(6));
+        assert!((3..7).all(|seq| track.group(seq).is_some()));
     }
 }
