@@ -427,14 +427,9 @@ mod byte_budget {
     use super::*;
     use bytes::Bytes;
 
-    #[test]
-    fn the_oldest_groups_go_when_a_track_exceeds_its_byte_budget() {
-        let limits = CacheLimits {
-            max_track_bytes: 10,
-            ..CacheLimits::default()
-        };
-        let track = Track::new("b".into(), "t".into(), limits);
-        for seq in 0..4u64 {
+    /// Starts each group of `sequences` and writes one 4-byte frame into it.
+    fn start_groups_of_four_bytes(track: &Track, sequences: std::ops::Range<u64>) {
+        for seq in sequences {
             track.apply(TrackEvent::GroupStart(seq));
             let frame = Frame {
                 timestamp: seq,
@@ -442,6 +437,16 @@ mod byte_budget {
             };
             track.apply(TrackEvent::Frame { group: seq, frame });
         }
+    }
+
+    #[test]
+    fn the_oldest_groups_go_when_a_track_exceeds_its_byte_budget() {
+        let limits = CacheLimits {
+            max_track_bytes: 10,
+            ..CacheLimits::default()
+        };
+        let track = Track::new("b".into(), "t".into(), limits);
+        start_groups_of_four_bytes(&track, 0..4);
         track.apply(TrackEvent::GroupStart(4));
         // 4 bytes per group: groups 2 and 3 (8 bytes) and the empty latest fit; 0 and 1 went.
         assert!(track.group(1).is_none());
@@ -456,28 +461,13 @@ mod byte_budget {
             ..CacheLimits::default()
         };
         let track = Track::new("b".into(), "t".into(), limits);
-        let payload = Bytes::from_static(b"abcd");
-        for seq in 0..3u64 {
-            track.apply(TrackEvent::GroupStart(seq));
-            let frame = Frame {
-                timestamp: seq,
-                payload: payload.clone(),
-            };
-            track.apply(TrackEvent::Frame { group: seq, frame });
-        }
+        start_groups_of_four_bytes(&track, 0..3);
         std::thread::sleep(Duration::from_millis(40));
         // Group 2 was the latest, so it stayed; now it is idle too, and goes with 0 and 1.
         track.apply(TrackEvent::GroupStart(3));
         assert!((0..3).all(|seq| track.group(seq).is_none()));
         // With the expired bytes given back, three fresh 4-byte groups fit the 12-byte budget.
-        for seq in 3..6u64 {
-            track.apply(TrackEvent::GroupStart(seq));
-            let frame = Frame {
-                timestamp: seq,
-                payload: payload.clone(),
-            };
-            track.apply(TrackEvent::Frame { group: seq, frame });
-        }
+        start_groups_of_four_bytes(&track, 3..6);
         track.apply(TrackEvent::GroupStart(6));
         assert!((3..7).all(|seq| track.group(seq).is_some()));
     }
