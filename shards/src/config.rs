@@ -54,7 +54,7 @@ pub struct RuntimeConfig {
     /// second one exits the process. Turn off when the embedding program handles signals
     /// itself and calls [`crate::RuntimeHandle::stop`].
     pub handle_signals: bool,
-    /// How long start-up may take (executors created, sockets adopted, mesh connected) before
+    /// How long start-up may take (executors created, sockets adopted, mesh started) before
     /// [`crate::run`] gives up with [`crate::RuntimeError::StartupTimeout`].
     pub startup_timeout: Duration,
 }

@@ -2,7 +2,7 @@
 //!
 //! * [`run`] / [`Runtime`] start one glommio executor per shard (one thread each, pinned to a
 //!   CPU when configured), each with its own `SO_REUSEPORT` UDP sockets and TCP listeners,
-//!   connect a full mesh of bounded channels between them, and call the caller's `shard_main`
+//!   build a full mesh of bounded lock-free lanes between them, and call the caller's `shard_main`
 //!   on every shard with a [`Shard`].
 //! * [`Shard`] is a shard's view: its id, its sockets, `send_control`/`send_data` to any other
 //!   shard (two lanes so control never waits behind media), and `stopped()`.

@@ -2,12 +2,12 @@
 //! [`ReadyInfo`].
 //!
 //! `run` validates the configuration, binds every shard's sockets ([`crate::bind`]), creates the
-//! mesh's channels ([`crate::mesh`]) and the stop socketpairs (see [`RuntimeHandle`]), installs
+//! mesh's lanes and doorbells ([`crate::mesh`]) and the stop socketpairs (see [`RuntimeHandle`]), installs
 //! the signal thread (see [`RuntimeConfig::handle_signals`]), then starts one thread per shard,
 //! each running its own glommio `LocalExecutor` (pinned with `Placement::Fixed` when
 //! configured). Validation covers the shard count (at most [`crate::MAX_SHARDS`], and at most
 //! the allowed CPUs when pinning) before anything starts. Each shard adopts
-//! its sockets, connects its ends of the mesh and reports *ready* (or a failure) to the calling
+//! its sockets, starts its ends of the mesh and reports *ready* (or a failure) to the calling
 //! thread over a crossbeam channel, then runs `shard_main`.
 //!
 //! The calling thread supervises start-up. Once every shard is ready it calls the `on_ready`
@@ -15,8 +15,8 @@
 //! future has returned and joins the threads.
 //!
 //! **Failure during start-up** (an executor cannot be created, a shard fails or panics, the
-//! start-up timeout expires): `run` asks every shard to stop (a shard still connecting its mesh
-//! stops waiting; a failed peer's dropped channel ends release the others), waits at most
+//! start-up timeout expires): `run` asks every shard to stop (a failed peer's dropped lane ends
+//! read as closed to the others), waits at most
 //! [`ABANDON_AFTER`] for the shard threads to end, joins those that did, and returns the error.
 //! Threads that have not ended by then are left detached rather than joined, so `run` never
 //! hangs; a program that gets the error is expected to exit.
@@ -235,7 +235,12 @@ impl Runtime {
         let placement = ShardPlacement::from_config(&config)?;
         let n = placement.count();
         let sockets = bind::bind_all(&config, n)?;
-        let ends = mesh::build::<C, D>(n, config.control_capacity, config.data_capacity);
+        let ends = mesh::build::<C, D>(n, config.control_capacity, config.data_capacity).map_err(
+            |source| RuntimeError::Io {
+                what: "creating the mesh doorbells",
+                source,
+            },
+        )?;
         let (notifiers, stop_fds) = stop::pairs(n).map_err(|source| RuntimeError::Io {
             what: "creating the stop socketpairs",
             source,
@@ -530,23 +535,10 @@ where
         .map(|s| unsafe { glommio::net::TcpListener::from_raw_fd(s.into_raw_fd()) })
         .collect();
 
-    // glommio only re-polls a channel end waiting for its peer when this executor wakes for
-    // some other reason: a peer that connects after we parked would never wake us. A short
-    // ticker keeps the reactor turning until every end is connected.
-    let ticker = async {
-        loop {
-            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-        }
-    };
-    let connect = futures_lite::future::or(async { Some(mesh.connect().await) }, ticker);
-    let connected = futures_lite::future::or(connect, async {
-        stop.stopped().await;
-        None
-    })
-    .await;
-    let Some(mesh) = connected else {
+    if stop.is_stopping() {
         return;
-    };
+    }
+    let mesh = mesh.start();
     let _ = events.send(Event::Ready(id));
     drop(events);
     shard_main(Shard::new(id, count, cpu, mesh, udp, tcp, stop)).await;

@@ -66,7 +66,8 @@ pub struct UdpStats {
     /// Datagrams handed to the kernel.
     pub datagrams_sent: u64,
     /// Transmits (or their remainders) dropped because the kernel refused them (unreachable,
-    /// too large, ...) or, for `try_send`, because the buffer filled mid-transmit.
+    /// too large, ...) or, for `try_send`, because the buffer filled mid-transmit or the
+    /// caller gave up on a full buffer ([`UdpSocket::give_up_send`]).
     pub send_dropped: u64,
     /// Times GSO was found not to work and this socket fell back to one datagram per call.
     pub gso_fallbacks: u64,
@@ -508,6 +509,16 @@ impl UdpSocket {
     /// A transmit within [`UdpSocket::max_gso_segments`] datagrams is a single call, so this
     /// never happens to it.
     pub fn try_send(&self, t: &Transmit<'_>) -> io::Result<()> {
+        self.try_send_inner(t)
+    }
+
+    /// Counts a transmit the caller drops after [`Self::try_send`] refused it with
+    /// `WouldBlock` (a full socket buffer), so that no drop goes uncounted.
+    pub fn give_up_send(&self) {
+        bump(&self.counters.send_dropped, 1);
+    }
+
+    fn try_send_inner(&self, t: &Transmit<'_>) -> io::Result<()> {
         let dst = match self.wire_dst(t.dst) {
             Ok(dst) => SockAddr::from(dst),
             Err(e) => {
