@@ -196,13 +196,35 @@ fn table() -> Vec<Case> {
             with_jwt("/", &token(json!({"publish": ["demo/**"]}))),
             Refused,
         ),
+        // moq-relay checks exp only when present; `moq-token sign` omits it by default.
         case(
-            "missing exp",
+            "no exp: never expires",
             with_jwt(
                 "/",
-                &jws(&json!({"alg": "HS256"}), &json!({"put": [""]}), SECRET),
+                &jws(
+                    &json!({"alg": "HS256"}),
+                    &json!({"root": "demo", "get": [""]}),
+                    SECRET,
+                ),
             ),
-            Refused,
+            access(&[], &["demo/my-stream", "demo/room/x"]),
+        ),
+        // The largest exp a signer can write: a far-off expiry, not an overflow.
+        case(
+            "exp at u64::MAX",
+            with_jwt(
+                "/",
+                &token(json!({"root": "demo", "get": [""], "exp": u64::MAX})),
+            ),
+            access(&[], &["demo/my-stream", "demo/room/x"]),
+        ),
+        case(
+            "exp as a huge float",
+            with_jwt(
+                "/",
+                &token(json!({"root": "demo", "get": [""], "exp": 1e300})),
+            ),
+            access(&[], &["demo/my-stream", "demo/room/x"]),
         ),
         case(
             "past exp",

@@ -16,15 +16,17 @@ pub struct Claims {
     pub get: Vec<String>,
     /// Marks a cluster-node credential.
     pub cluster: bool,
-    /// Expiry, unix seconds.
-    pub exp: u64,
+    /// Expiry, unix seconds; `None` when the token has no `exp` (it never expires).
+    pub exp: Option<u64>,
     /// Issue time, unix seconds (informational).
     pub iat: Option<u64>,
 }
 
 impl Claims {
-    /// Reads and checks a token payload. `now` is unix seconds.
-    pub fn from_payload(payload: &Value, now: u64) -> Result<Self, String> {
+    /// Reads and checks a token payload. `now` is unix seconds. `exp` is checked when present;
+    /// a token without one is accepted (as moq-relay does, and as `moq-token` signs by
+    /// default) unless `require_exp` is set.
+    pub fn from_payload(payload: &Value, now: u64, require_exp: bool) -> Result<Self, String> {
         let Value::Object(o) = payload else {
             return Err("the payload is not a JSON object".into());
         };
@@ -39,10 +41,13 @@ impl Claims {
             );
         }
         let exp = match o.get("exp") {
-            None | Some(Value::Null) => return Err("the token has no expiry (exp)".into()),
-            Some(v) => numeric_date(v).ok_or("exp is not a unix time")?,
+            None | Some(Value::Null) if require_exp => {
+                return Err("the token has no expiry (exp), and this relay requires one".into())
+            }
+            None | Some(Value::Null) => None,
+            Some(v) => Some(numeric_date(v).ok_or("exp is not a unix time")?),
         };
-        if now >= exp {
+        if let Some(exp) = exp.filter(|&exp| now >= exp) {
             return Err(format!("the token expired {} s ago", now - exp));
         }
         let iat = match o.get("iat") {
@@ -157,7 +162,24 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn claims(v: Value) -> Result<Claims, String> {
-        Claims::from_payload(&v, NOW)
+        Claims::from_payload(&v, NOW, false)
+    }
+
+    #[test]
+    fn exp_is_checked_when_present_and_required_only_when_asked() {
+        let forever = claims(json!({"put": "a"})).unwrap();
+        assert_eq!(forever.exp, None, "no exp: accepted, never expires");
+        let e = Claims::from_payload(&json!({"put": "a"}), NOW, true).unwrap_err();
+        assert!(e.contains("no expiry"), "{e}");
+        let dated = Claims::from_payload(&json!({"put": "a", "exp": NOW + 5}), NOW, true);
+        assert_eq!(dated.unwrap().exp, Some(NOW + 5));
+        // The largest NumericDate a signer can write is accepted as a far-off expiry.
+        let far = claims(json!({"put": "a", "exp": u64::MAX})).unwrap();
+        assert_eq!(far.exp, Some(u64::MAX));
+        assert_eq!(
+            claims(json!({"put": "a", "exp": 1e300})).unwrap().exp,
+            Some(u64::MAX)
+        );
     }
 
     #[test]
@@ -187,7 +209,6 @@ mod tests {
     #[test]
     fn refusals_name_their_reason() {
         for (payload, reason) in [
-            (json!({"put": "a"}), "no expiry"),
             (json!({"put": "a", "exp": NOW}), "expired"),
             (json!({"put": "a", "exp": "soon"}), "not a unix time"),
             (json!({"put": "a", "exp": NOW + 1, "aud": "x"}), "audience"),

@@ -78,7 +78,8 @@ pub struct Auth {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     pub scope: Scope,
-    /// Unix seconds at which the token expires; `None` for public access.
+    /// Unix seconds at which the token expires; `None` for public access and for tokens
+    /// without `exp`.
     pub expires: Option<u64>,
     /// The token marks a cluster node.
     pub cluster: bool,
@@ -146,7 +147,7 @@ impl Auth {
             rebase(&root, &claims.root, &claims.put, &claims.get).ok_or(AuthError::NoAccess)?;
         Ok(Grant {
             scope,
-            expires: Some(claims.exp),
+            expires: claims.exp,
             cluster: claims.cluster,
         })
     }

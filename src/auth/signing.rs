@@ -68,7 +68,7 @@ impl TokenClaims {
             put: list("put", &self.put)?,
             get: list("get", &self.get)?,
             cluster: false,
-            exp: self.exp.unwrap_or(0),
+            exp: self.exp,
             iat: self.iat,
         })
     }
@@ -390,7 +390,7 @@ mod tests {
             assert_eq!(got.root, "demo");
             assert_eq!(got.put, ["live"]);
             assert_eq!(got.get, ["", "chat"]);
-            assert_eq!(got.exp, claims().exp.unwrap());
+            assert_eq!(got.exp, claims().exp);
 
             let e = verifier.verify(&tamper(&token), now).unwrap_err();
             assert!(e.contains("bad signature"), "{alg}: {e}");
@@ -446,13 +446,15 @@ mod tests {
         assert!(sign(&verify_only, &claims())
             .unwrap_err()
             .contains("key_ops"));
-        // Without exp the token is still signed; the relay is what refuses it.
+        // Without exp the token is signed and accepted, unless the relay requires an expiry.
         let no_exp = TokenClaims {
             exp: None,
             ..claims()
         };
         let token = sign(&key, &no_exp).unwrap();
-        let e = Verifier::new(key).unwrap().verify(&token, unix_now());
+        let verifier = Verifier::new(key).unwrap();
+        assert_eq!(verifier.verify(&token, unix_now()).unwrap().exp, None);
+        let e = verifier.requiring_exp(true).verify(&token, unix_now());
         assert!(e.unwrap_err().contains("no expiry"));
     }
 

@@ -16,6 +16,8 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub struct Verifier {
     key: Jwk,
     decoding: DecodingKey,
+    /// Refuse tokens without `exp` (`[auth] require_exp`); by default they never expire.
+    require_exp: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -33,7 +35,18 @@ impl Verifier {
             ));
         }
         let decoding = decoding_key(&key.material)?;
-        Ok(Self { key, decoding })
+        Ok(Self {
+            key,
+            decoding,
+            require_exp: false,
+        })
+    }
+
+    /// Refuses tokens that carry no `exp` claim (by default they are accepted and never
+    /// expire; `exp` is checked whenever present).
+    pub fn requiring_exp(mut self, require: bool) -> Self {
+        self.require_exp = require;
+        self
     }
 
     /// The key tokens are checked against.
@@ -71,7 +84,7 @@ impl Verifier {
             base64::decode_url(payload).map_err(|e| format!("malformed token payload: {e}"))?;
         let payload: Value = serde_json::from_slice(&payload)
             .map_err(|e| format!("malformed token payload: {e}"))?;
-        let claims = Claims::from_payload(&payload, now)?;
+        let claims = Claims::from_payload(&payload, now, self.require_exp)?;
         if let Some(scope) = &self.key.scope {
             if !claims.within(scope) {
                 return Err("the token grants more than the key's scope allows".into());

@@ -2,8 +2,8 @@
 //!
 //! The command line is moq-token-cli 0.5.48's (`generate`, `sign`, `verify`, same flags and
 //! the same key files), so keys and tokens move freely between the two tools. `verify`
-//! applies moq-relay's own rules, so a token it accepts is one the relay accepts: in
-//! particular the relay requires an expiry, which `sign` warns about when it is missing.
+//! applies moq-relay's own rules, so a token it accepts is one the relay accepts (with its
+//! default `[auth]`: a token without `exp` never expires unless the relay sets `require_exp`).
 //! Every failure prints `error: <reason>` on stderr and exits with status 1.
 
 use clap::{Parser, Subcommand};
@@ -165,11 +165,6 @@ fn run(command: Command) -> Result<(), String> {
                 iat: issued,
             };
             let token = signing::sign(&key, &claims)?;
-            if expires.is_none() {
-                eprintln!(
-                    "warning: no --expires given; moq-relay refuses tokens without an expiry (exp)"
-                );
-            }
             print_line(&token)
         }
         Command::Verify { key, token } => {
@@ -195,13 +190,14 @@ fn run(command: Command) -> Result<(), String> {
     }
 }
 
-/// What `verify` prints, in this order; `iat` and `cluster` only when present.
+/// What `verify` prints, in this order; `exp`, `iat` and `cluster` only when present.
 #[derive(serde::Serialize)]
 struct ShownClaims<'a> {
     root: &'a str,
     put: &'a [String],
     get: &'a [String],
-    exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iat: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]

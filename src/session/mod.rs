@@ -220,7 +220,7 @@ impl Session {
         }
         tracing::info!(root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, version = %self.version, expires = ?grant.expires, "session authorized");
         self.scope = Some(Rc::new(scope));
-        self.expires_at = grant.expires.map(instant_of_unix);
+        self.expires_at = grant.expires.and_then(instant_of_unix);
         self.on_authorized()
     }
 
@@ -507,9 +507,11 @@ impl Drop for Session {
 }
 
 /// The monotonic instant of a unix time (now, if it has passed).
-fn instant_of_unix(unix: u64) -> Instant {
+/// The instant a token's `exp` (unix seconds, peer-chosen) falls on; `None` when it lies beyond
+/// what the monotonic clock can represent, i.e. never in practice.
+fn instant_of_unix(unix: u64) -> Option<Instant> {
     let now = crate::auth::unix_now();
-    Instant::now() + std::time::Duration::from_secs(unix.saturating_sub(now))
+    Instant::now().checked_add(std::time::Duration::from_secs(unix.saturating_sub(now)))
 }
 
 fn unauthorized(err: AuthError) -> Close {
