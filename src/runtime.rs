@@ -32,8 +32,6 @@ impl std::error::Error for StartError {}
 
 /// Most connections one shard accepts.
 const MAX_CONNECTIONS_PER_SHARD: usize = 100_000;
-/// Longest queue in front of each mesh channel.
-const OUTBOX_LIMIT: usize = 1 << 16;
 
 /// What every shard needs, shared read-only across threads.
 struct ShardSettings {
@@ -85,7 +83,9 @@ pub fn run(
         .unwrap_or_else(crate::config::ClusterConfig::random_id);
     let verifier = match &config.auth.jwk {
         Some(jwk) => Some(Arc::new(
-            Verifier::new(jwk.clone()).map_err(|e| StartError(format!("auth.key: {e}")))?,
+            Verifier::new(jwk.clone())
+                .map_err(|e| StartError(format!("auth.key: {e}")))?
+                .requiring_exp(config.auth.require_exp),
         )),
         None => None,
     };
@@ -103,7 +103,8 @@ pub fn run(
             },
             max_frame_bytes: config.relay.max_frame_bytes,
             hop,
-            outbox_limit: OUTBOX_LIMIT,
+            data_backlog: config.limits.mesh_data_backlog,
+            control_backlog: config.limits.mesh_control_backlog,
         },
         quic: quic_settings,
         cert_pem,
@@ -117,6 +118,8 @@ pub fn run(
         pin: config.server.pin,
         udp_bind: vec![config.server.listen],
         tcp_bind: config.web.http.iter().map(|h| h.listen).collect(),
+        control_capacity: config.limits.mesh_control_lane,
+        data_capacity: config.limits.mesh_data_lane,
         ..shards::RuntimeConfig::default()
     };
     let fingerprint = cert.fingerprint_sha256.clone();
@@ -184,8 +187,12 @@ struct UdpOut(Rc<UdpSocket>);
 impl PacketOut for UdpOut {
     fn send(&self, to: SocketAddr, data: &[u8], segment_size: usize) {
         let transmit = Transmit::segmented(to, data, segment_size);
-        if let Err(e) = self.0.try_send(&transmit) {
-            tracing::trace!(%to, error = %e, "UDP send dropped");
+        // quiche counts the packet as sent either way: a full socket buffer is a loss that
+        // QUIC recovers, counted here like every other send drop.
+        match self.0.try_send(&transmit) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.0.give_up_send(),
+            Err(e) => tracing::trace!(%to, error = %e, "UDP send dropped"),
         }
     }
 
@@ -262,7 +269,19 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
     futures_lite::future::or(receive, shard.stopped()).await;
     endpoint.shutdown();
     glommio::timer::sleep(Duration::from_millis(50)).await;
-    tracing::debug!(shard = id, "shard stopped");
+    let (udp, mesh) = (udp.stats(), relay.mesh_drops());
+    tracing::info!(
+        shard = id,
+        udp_sent = udp.datagrams_sent,
+        udp_send_dropped = udp.send_dropped,
+        udp_receive_dropped = udp.receive_dropped,
+        mesh_frames_shed = mesh.data.frames,
+        mesh_groups_reset = mesh.data.groups_reset,
+        mesh_groups_skipped = mesh.data.groups_skipped,
+        mesh_packets_dropped = mesh.data.packets,
+        mesh_requests_refused = mesh.requests_refused,
+        "shard stopped"
+    );
 }
 
 /// Receivers for both lanes from every peer, flushers for every outbox, and the task that

@@ -86,6 +86,11 @@ pub struct Cli {
     )]
     pub auth_key: Option<PathBuf>,
 
+    /// Refuse tokens without an expiry (exp); by default exp is checked only when present
+    /// [auth.require_exp = true].
+    #[arg(long, env = "MOQ_RELAY_AUTH_REQUIRE_EXP", help_heading = "Auth")]
+    pub auth_require_exp: bool,
+
     /// Log level or filter, e.g. "debug" or "info,moq_relay=debug"; RUST_LOG overrides it
     /// [log.level; default: info].
     #[arg(long, value_name = "LEVEL", env = "MOQ_RELAY_LOG_LEVEL",
@@ -126,6 +131,28 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "MOQ_RELAY_MAX_STREAMS",
           value_parser = parse::parse_positive, help_heading = "QUIC")]
     pub max_streams: Option<u64>,
+
+    /// Messages each control lane between two shards holds [limits.mesh_control_lane; default: 1024].
+    #[arg(long, value_name = "N", env = "MOQ_RELAY_MESH_CONTROL_LANE",
+          value_parser = parse::parse_positive, help_heading = "Limits")]
+    pub mesh_control_lane: Option<u64>,
+
+    /// Messages each data lane between two shards holds [limits.mesh_data_lane; default: 4096].
+    #[arg(long, value_name = "N", env = "MOQ_RELAY_MESH_DATA_LANE",
+          value_parser = parse::parse_positive, help_heading = "Limits")]
+    pub mesh_data_lane: Option<u64>,
+
+    /// Control messages queued behind a full lane before new subscriptions and announcements
+    /// are refused [limits.mesh_control_backlog; default: 65536].
+    #[arg(long, value_name = "N", env = "MOQ_RELAY_MESH_CONTROL_BACKLOG",
+          value_parser = parse::parse_positive, help_heading = "Limits")]
+    pub mesh_control_backlog: Option<u64>,
+
+    /// Media messages queued behind a full lane before groups are reset for the shard behind
+    /// [limits.mesh_data_backlog; default: 16384].
+    #[arg(long, value_name = "N", env = "MOQ_RELAY_MESH_DATA_BACKLOG",
+          value_parser = parse::parse_positive, help_heading = "Limits")]
+    pub mesh_data_backlog: Option<u64>,
 
     /// The cluster root's host:port; unset (or equal to --cluster-node) = this relay is the root
     /// [cluster.root].

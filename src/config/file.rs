@@ -23,6 +23,7 @@ pub(super) struct FileConfig {
     pub relay: Option<RelayFile>,
     pub quic: Option<QuicFile>,
     pub cluster: Option<ClusterFile>,
+    pub limits: Option<LimitsFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +66,7 @@ pub(super) struct HttpFile {
 pub(super) struct AuthFile {
     pub public: Option<Spanned<Prefixes>>,
     pub key: Option<Spanned<String>>,
+    pub require_exp: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +84,15 @@ pub(super) struct QuicFile {
     pub idle_timeout: Option<Spanned<DurationText>>,
     pub keep_alive: Option<Spanned<DurationText>>,
     pub max_streams: Option<Spanned<Int>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [limits] table")]
+pub(super) struct LimitsFile {
+    pub mesh_control_lane: Option<Spanned<Int>>,
+    pub mesh_data_lane: Option<Spanned<Int>>,
+    pub mesh_control_backlog: Option<Spanned<Int>>,
+    pub mesh_data_backlog: Option<Spanned<Int>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -24,6 +24,8 @@
 //!   nor a key.
 //! - `cluster.id` stays `None` when unset; [`ClusterConfig::random_id`] draws the random hop id
 //!   the cluster module should use then. A `cluster.root` requires `cluster.node`.
+//! - `auth.require_exp` (default false, as moq-relay: `exp` is checked when present) is the
+//!   file spelling of `--auth-require-exp`.
 //! - `server.pin` (default true) is the file spelling of `--no-pin`. `--keep-alive`,
 //!   `--max-streams`, `--max-group-bytes` and `--max-frame-bytes` exist beside the listed flags
 //!   so every key has one.
@@ -73,6 +75,16 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// `quic.max_streams`: moq-relay's `DEFAULT_MAX_STREAMS` (PROTOCOL.md §7.1).
 pub const DEFAULT_MAX_STREAMS: u64 = 10_000;
+/// `limits.mesh_control_lane`.
+pub const DEFAULT_MESH_CONTROL_LANE: usize = 1024;
+/// `limits.mesh_data_lane`.
+pub const DEFAULT_MESH_DATA_LANE: usize = 4096;
+/// `limits.mesh_control_backlog`.
+pub const DEFAULT_MESH_CONTROL_BACKLOG: usize = 1 << 16;
+/// `limits.mesh_data_backlog`.
+pub const DEFAULT_MESH_DATA_BACKLOG: usize = 1 << 14;
+/// Largest mesh backlog accepted (2^24 messages).
+pub const MAX_MESH_BACKLOG: u64 = 1 << 24;
 /// Largest `quic.max_streams` QUIC can express (2^60).
 pub const MAX_STREAMS_LIMIT: u64 = 1 << 60;
 
@@ -88,6 +100,7 @@ pub struct Config {
     pub relay: RelayConfig,
     pub quic: QuicConfig,
     pub cluster: ClusterConfig,
+    pub limits: LimitsConfig,
 }
 
 /// `[log]`.
@@ -175,6 +188,8 @@ pub struct AuthConfig {
     pub key: Option<PathBuf>,
     /// That key, read and checked at start-up.
     pub jwk: Option<Jwk>,
+    /// Refuse tokens without `exp` (by default `exp` is checked only when present).
+    pub require_exp: bool,
 }
 
 /// `[relay]`.
@@ -197,6 +212,30 @@ impl Default for RelayConfig {
             cache_duration: DEFAULT_CACHE_DURATION,
             max_group_bytes: DEFAULT_MAX_GROUP_BYTES,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+/// `[limits]`: bounds an operator may tune.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Messages one control lane of the mesh holds (per ordered pair of shards).
+    pub mesh_control_lane: usize,
+    /// Messages one data lane of the mesh holds.
+    pub mesh_data_lane: usize,
+    /// Control messages queued behind a full lane before sessions' new requests are refused.
+    pub mesh_control_backlog: usize,
+    /// Media messages queued behind a full lane before groups are reset for that shard.
+    pub mesh_data_backlog: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            mesh_control_lane: DEFAULT_MESH_CONTROL_LANE,
+            mesh_data_lane: DEFAULT_MESH_DATA_LANE,
+            mesh_control_backlog: DEFAULT_MESH_CONTROL_BACKLOG,
+            mesh_data_backlog: DEFAULT_MESH_DATA_BACKLOG,
         }
     }
 }
@@ -318,6 +357,7 @@ impl Builder<'_> {
         let relay = raw.relay.unwrap_or_default();
         let quic = raw.quic.unwrap_or_default();
         let cluster = raw.cluster.unwrap_or_default();
+        let limits = self.limits(raw.limits.unwrap_or_default(), cli)?;
 
         let level = self
             .value(
@@ -504,6 +544,64 @@ impl Builder<'_> {
                 max_streams,
             },
             cluster,
+            limits,
+        })
+    }
+
+    fn limits(&self, file: file::LimitsFile, cli: &Cli) -> Result<LimitsConfig, ConfigError> {
+        let within = |max: u64| {
+            move |Int(n): Int| {
+                let n = parse::check_positive(n)?;
+                if n > max {
+                    return Err(format!("must be at most {max} (got {n})"));
+                }
+                Ok(n)
+            }
+        };
+        let lane = shards::MAX_CHANNEL_CAPACITY as u64;
+        let value = |key: &str, flag: &'static str, cli: Option<u64>, raw, max, default| {
+            if let Some(n) = cli.filter(|&n| n > max) {
+                let reason = format!("must be at most {max} (got {n})");
+                return Err(self.error(key, &Origin::Flag(flag), reason));
+            }
+            Ok::<usize, ConfigError>(
+                self.value(key, flag, cli, raw, within(max))?
+                    .map_or(default, |(v, _)| usize::try_from(v).unwrap_or(usize::MAX)),
+            )
+        };
+        Ok(LimitsConfig {
+            mesh_control_lane: value(
+                "limits.mesh_control_lane",
+                "--mesh-control-lane",
+                cli.mesh_control_lane,
+                file.mesh_control_lane,
+                lane,
+                DEFAULT_MESH_CONTROL_LANE,
+            )?,
+            mesh_data_lane: value(
+                "limits.mesh_data_lane",
+                "--mesh-data-lane",
+                cli.mesh_data_lane,
+                file.mesh_data_lane,
+                lane,
+                DEFAULT_MESH_DATA_LANE,
+            )?,
+            mesh_control_backlog: value(
+                "limits.mesh_control_backlog",
+                "--mesh-control-backlog",
+                cli.mesh_control_backlog,
+                file.mesh_control_backlog,
+                MAX_MESH_BACKLOG,
+                DEFAULT_MESH_CONTROL_BACKLOG,
+            )?,
+            mesh_data_backlog: value(
+                "limits.mesh_data_backlog",
+                "--mesh-data-backlog",
+                cli.mesh_data_backlog,
+                file.mesh_data_backlog,
+                MAX_MESH_BACKLOG,
+                DEFAULT_MESH_DATA_BACKLOG,
+            )?,
         })
     }
 
@@ -645,6 +743,7 @@ impl Builder<'_> {
             public,
             key: key.map(|(k, _)| k),
             jwk,
+            require_exp: cli.auth_require_exp || file.require_exp.unwrap_or(false),
         })
     }
 

@@ -90,6 +90,7 @@ fn production_example_uses_only_known_keys() {
     // The example documents the defaults.
     assert_eq!(config.relay, RelayConfig::default());
     assert_eq!(config.quic, QuicConfig::default());
+    assert_eq!(config.limits, LimitsConfig::default());
     assert_eq!(config.log, LogConfig::default());
     assert_eq!(config.server.listen, DEFAULT_LISTEN);
 
@@ -494,6 +495,21 @@ fn auth_validation() {
     .unwrap();
     assert_eq!(config.auth.key, Some(jwk.clone()));
     assert!(config.auth.public.is_empty());
+    assert!(
+        !config.auth.require_exp,
+        "exp is checked only when present by default"
+    );
+    let key_line = format!("{tls}[auth]\nkey = {:?}\n", jwk.to_str().unwrap());
+    let required = parse(&format!("{key_line}require_exp = true\n"), &[]).unwrap();
+    assert!(required.auth.require_exp);
+    assert!(
+        parse(&key_line, &["--auth-require-exp"])
+            .unwrap()
+            .auth
+            .require_exp
+    );
+    let e = err(&format!("{key_line}require_exp = \"yes\"\n"), &[]);
+    assert_eq!(e.key(), Some("auth.require_exp"), "{e}");
 
     // A key that cannot be parsed or used stops start-up naming the file and the reason.
     for (content, reason) in [
@@ -628,4 +644,37 @@ fn config_path_stays_as_given() {
     std::fs::write(&file, MINIMAL).unwrap();
     let config = load(&cli(&[file.to_str().unwrap()])).unwrap();
     assert_eq!(config.file, Some(file));
+}
+
+#[test]
+fn mesh_limits_default_override_and_refuse_out_of_range_values() {
+    let config = parse(MINIMAL, &[]).unwrap();
+    assert_eq!(config.limits, LimitsConfig::default());
+    assert_eq!(config.limits.mesh_data_backlog, DEFAULT_MESH_DATA_BACKLOG);
+    let config = parse(
+        &format!("{MINIMAL}[limits]\nmesh_data_lane = 8\nmesh_control_backlog = 100\n"),
+        &["--mesh-data-backlog", "5", "--mesh-control-lane", "2"],
+    )
+    .unwrap();
+    assert_eq!(
+        config.limits,
+        LimitsConfig {
+            mesh_control_lane: 2,
+            mesh_data_lane: 8,
+            mesh_control_backlog: 100,
+            mesh_data_backlog: 5,
+        }
+    );
+    let e = err(&format!("{MINIMAL}[limits]\nmesh_data_lane = 0\n"), &[]);
+    assert_eq!(e.key(), Some("limits.mesh_data_lane"), "{e}");
+    let e = err(
+        &format!("{MINIMAL}[limits]\nmesh_control_lane = 2000000\n"),
+        &[],
+    );
+    assert_eq!(e.key(), Some("limits.mesh_control_lane"), "{e}");
+    assert!(e.to_string().contains("at most"), "{e}");
+    let e = err(MINIMAL, &["--mesh-data-backlog", "99999999999"]);
+    assert_eq!(e.flag(), Some("--mesh-data-backlog"), "{e}");
+    let e = err(&format!("{MINIMAL}[limits]\nmesh_lane = 3\n"), &[]);
+    assert!(e.to_string().contains("mesh_lane"), "{e}");
 }
