@@ -5,13 +5,14 @@
 //! subscription per track and the authoritative cache; every other shard with subscribers
 //! keeps a replica fed over the data lane, so a group crosses each core boundary once.
 
+mod data_outbox;
 mod messages;
 mod outbox;
 mod owner;
 mod shard;
 mod tracks;
 
+pub use data_outbox::{DataDrops, DataOutbox};
 pub use messages::{Control, Data, SessionRef};
-pub use outbox::Outbox;
-pub use shard::{MeshPort, RelayConfig, RelayShard, UpstreamInbox, UpstreamRequest};
+pub use shard::{MeshDrops, MeshPort, RelayConfig, RelayShard, UpstreamInbox, UpstreamRequest};
 pub use tracks::TrackHandle;

@@ -1,5 +1,6 @@
 //! The relay state of one shard and the dispatch of mesh messages into it.
 
+use super::data_outbox::{DataDrops, DataOutbox};
 use super::messages::{Control, Data, SessionRef};
 use super::outbox::Outbox;
 use super::owner::OwnedBroadcast;
@@ -24,8 +25,12 @@ pub struct RelayConfig {
     pub max_frame_bytes: usize,
     /// Our hop id (cluster id), below 2^53.
     pub hop: u64,
-    /// Longest queue in front of each mesh channel.
-    pub outbox_limit: usize,
+    /// Media messages queued for a peer shard beyond its full data lane before media is
+    /// shed (see `data_outbox.rs`); whole groups are skipped from four times this.
+    pub data_backlog: usize,
+    /// Control messages queued for a peer shard beyond its full control lane before new
+    /// requests from sessions are refused (control itself is never dropped).
+    pub control_backlog: usize,
 }
 
 /// A request from the owner of a track to the publisher session that carries it.
@@ -74,6 +79,14 @@ pub trait MeshPort {
     fn try_send_data(&self, to: usize, msg: Data) -> Result<(), Data>;
 }
 
+/// What the mesh shed on one shard.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MeshDrops {
+    pub data: DataDrops,
+    /// Session requests refused because the control backlog was at its limit.
+    pub requests_refused: u64,
+}
+
 type PacketSink = Box<dyn Fn(SocketAddr, SocketAddr, Bytes)>;
 
 /// Everything one shard knows about broadcasts, tracks and sessions.
@@ -82,8 +95,8 @@ pub struct RelayShard {
     pub count: usize,
     pub config: RelayConfig,
     mesh: Box<dyn MeshPort>,
-    pub(super) control_out: Outbox<Control>,
-    pub(super) data_out: Outbox<Data>,
+    control_out: Outbox<Control>,
+    data_out: DataOutbox,
     local_control: RefCell<VecDeque<Control>>,
     local_wake: Rc<Notify>,
     pub announced: RefCell<AnnouncedSet>,
@@ -92,19 +105,20 @@ pub struct RelayShard {
     pub(super) owned: RefCell<HashMap<String, OwnedBroadcast>>,
     sessions: RefCell<HashMap<u64, Rc<UpstreamInbox>>>,
     next_id: Cell<u64>,
+    requests_refused: Cell<u64>,
     packet_sink: RefCell<Option<PacketSink>>,
 }
 
 impl RelayShard {
     pub fn new(id: usize, count: usize, config: RelayConfig, mesh: Box<dyn MeshPort>) -> Rc<Self> {
-        let limit = config.outbox_limit;
+        let data_backlog = config.data_backlog;
         Rc::new(Self {
             id,
             count,
             config,
             mesh,
-            control_out: Outbox::new(count, limit),
-            data_out: Outbox::new(count, limit),
+            control_out: Outbox::new(count),
+            data_out: DataOutbox::new(count, data_backlog, data_backlog.saturating_mul(4)),
             local_control: RefCell::new(VecDeque::new()),
             local_wake: Notify::new(),
             announced: RefCell::new(AnnouncedSet::default()),
@@ -113,6 +127,7 @@ impl RelayShard {
             owned: RefCell::new(HashMap::new()),
             sessions: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
+            requests_refused: Cell::new(0),
             packet_sink: RefCell::new(None),
         })
     }
@@ -129,16 +144,38 @@ impl RelayShard {
         id
     }
 
-    /// Sends a control message; to ourselves it is queued for the local dispatcher.
+    /// Sends a control message; to ourselves it is queued for the local dispatcher. Control
+    /// is never dropped: what does not fit in the lane waits in the outbox, and sessions
+    /// stop adding to a long wait through [`Self::admits_requests`].
     pub fn send_control(&self, to: usize, msg: Control) {
         if to == self.id {
             self.local_control.borrow_mut().push_back(msg);
             self.local_wake.notify();
-        } else if !self
-            .control_out
-            .push(to, msg, |m| self.mesh.try_send_control(to, m))
-        {
-            tracing::error!(to, "control queue to shard full; message dropped");
+        } else {
+            self.control_out
+                .push(to, msg, |m| self.mesh.try_send_control(to, m));
+        }
+    }
+
+    /// Whether a session may start new work that sends control to other shards (a
+    /// subscription, an announcement): false while the control backlog to some peer is at
+    /// `control_backlog`. Work already started always completes, so a refusal here is the
+    /// one bounded, visible outcome of a congested mesh; each one is counted.
+    pub fn admits_requests(&self) -> bool {
+        let congested = (0..self.count)
+            .any(|to| to != self.id && self.control_out.backlog(to) >= self.config.control_backlog);
+        if congested {
+            self.requests_refused.set(self.requests_refused.get() + 1);
+        }
+        !congested
+    }
+
+    /// What the mesh shed on this shard so far: media by the data policy, requests refused
+    /// for a congested control lane.
+    pub fn mesh_drops(&self) -> MeshDrops {
+        MeshDrops {
+            data: self.data_out.drops(),
+            requests_refused: self.requests_refused.get(),
         }
     }
 
@@ -149,15 +186,11 @@ impl RelayShard {
         }
     }
 
-    /// Sends a data message to another shard.
+    /// Sends a data message to another shard, or sheds it by the data lane's policy.
     pub(super) fn send_data(&self, to: usize, msg: Data) {
         debug_assert_ne!(to, self.id);
-        if !self
-            .data_out
-            .push(to, msg, |m| self.mesh.try_send_data(to, m))
-        {
-            tracing::warn!(to, "data queue to shard full; event dropped");
-        }
+        self.data_out
+            .push(to, msg, |m| self.mesh.try_send_data(to, m));
     }
 
     /// The task draining messages we sent ourselves waits on this.
@@ -182,7 +215,7 @@ impl RelayShard {
     }
 
     /// Queued data messages for `to` that the mesh had no room for.
-    pub fn data_outbox(&self) -> &Outbox<Data> {
+    pub fn data_outbox(&self) -> &DataOutbox {
         &self.data_out
     }
 

@@ -378,6 +378,14 @@ impl Consumer {
                             tracing::warn!(broadcast = %absolute, limit = MAX_ROUTES, "too many broadcasts announced by one session; ignored");
                             continue;
                         }
+                        if !self.routes.contains(&absolute) && !env.shard.admits_requests() {
+                            return Err(Close {
+                                code: wire::error_code::session::INTERNAL,
+                                reason: format!(
+                                    "announce of {absolute} refused: the relay's mesh is congested"
+                                ),
+                            });
+                        }
                         tracing::info!(broadcast = %absolute, "publisher announced");
                         paths.insert(absolute.clone());
                         self.routes.insert(absolute.clone());

@@ -164,6 +164,12 @@ impl Server {
             Err(e) => return Err(Close::protocol("TRACK", e)),
         };
         match resolve(ctx, &request.broadcast) {
+            Some(_) if !ctx.env.shard.admits_requests() => {
+                tracing::warn!(broadcast = %request.broadcast, "track request refused: the relay's mesh is congested");
+                refuse(streams, id, code::INTERNAL);
+                outbound.remove(&id);
+                Ok(false)
+            }
             Some(broadcast) => {
                 let handle = ctx.env.shard.open_track(&broadcast, &request.track, None);
                 handle.track().watch(ctx.notify);
@@ -199,6 +205,13 @@ impl Server {
                 refuse(streams, id, code::UNROUTABLE);
                 return Ok(false);
             };
+            if !ctx.env.shard.admits_requests() {
+                // Control to other shards is never dropped; a congested mesh refuses new work
+                // instead, visibly, and the viewer may retry.
+                tracing::warn!(broadcast = %broadcast, track = %request.track, "subscribe refused: the relay's mesh is congested");
+                refuse(streams, id, code::INTERNAL);
+                return Ok(false);
+            }
             let handle =
                 ctx.env
                     .shard

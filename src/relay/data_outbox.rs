@@ -1,0 +1,322 @@
+//! What happens to media when a peer shard falls behind: the data lane's drop policy.
+//!
+//! Media for another shard goes through an [`Outbox`] that never drops by itself. When the
+//! backlog for a peer reaches `limit` messages, this policy sheds load in ways a viewer can
+//! see, never by leaving a hole that looks whole:
+//!
+//! - a frame that does not fit is dropped and its group is **reset** for that replica
+//!   (`GroupEnd` with [`TOO_FAR_BEHIND`], queued past the limit); the group's later frames and
+//!   its own end are not sent, so the replica's viewers see a reset stream, never a group
+//!   that completes with a frame missing;
+//! - a group that starts while the backlog is at `hard_limit` (several times `limit`) is
+//!   **skipped** for that replica: none of its events are sent, and viewers never see it
+//!   (moq-lite subscribers already accept gaps in group sequences);
+//! - a forwarded QUIC packet is dropped (QUIC recovers it as a loss);
+//! - track info, group ends and track ends are always sent: they are small and bounded by
+//!   the groups that were admitted, and losing one would leave a replica waiting forever.
+//!
+//! Every drop is counted in [`DataDrops`].
+
+use super::messages::Data;
+use super::outbox::Outbox;
+use crate::model::TrackEvent;
+use crate::notify::Notify;
+use crate::wire::error_code::stream::TOO_FAR_BEHIND;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+
+/// Groups cut for some replica at once, at most; past this, new cuts are not made and the
+/// backlog grows instead (each entry is forgotten when its group or track ends).
+const MAX_CUT_GROUPS: usize = 1 << 16;
+
+/// How much media the policy shed, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DataDrops {
+    /// Frames not sent to a replica (each belongs to a reset group).
+    pub frames: u64,
+    /// Groups reset for a replica because a frame did not fit.
+    pub groups_reset: u64,
+    /// Groups never started on a replica because the backlog was at the hard limit.
+    pub groups_skipped: u64,
+    /// Forwarded QUIC packets dropped.
+    pub packets: u64,
+}
+
+/// A group whose remaining events are not sent: (peer shard, replica id, group sequence).
+type Cut = (usize, u64, u64);
+
+/// The data outbox with its drop policy.
+pub struct DataOutbox {
+    queue: Outbox<Data>,
+    limit: usize,
+    hard_limit: usize,
+    cut: RefCell<HashSet<Cut>>,
+    drops: Cell<DataDrops>,
+}
+
+impl DataOutbox {
+    /// Shedding starts at `limit` queued messages per peer; groups are skipped from
+    /// `hard_limit` (at least `limit`).
+    pub fn new(peers: usize, limit: usize, hard_limit: usize) -> Self {
+        Self {
+            queue: Outbox::new(peers),
+            limit,
+            hard_limit: hard_limit.max(limit),
+            cut: RefCell::new(HashSet::new()),
+            drops: Cell::new(DataDrops::default()),
+        }
+    }
+
+    /// Sends `msg` to `to` (through `try_send` when nothing is queued), queues it, or sheds
+    /// it by the policy above.
+    pub fn push(&self, to: usize, msg: Data, try_send: impl Fn(Data) -> Result<(), Data>) {
+        let backlog = self.queue.backlog(to);
+        match &msg {
+            Data::Packet { .. } if backlog >= self.limit => {
+                self.count(|d| d.packets += 1);
+                return;
+            }
+            Data::Packet { .. } => {}
+            Data::Track { to: replica, event } => {
+                let replica = *replica;
+                match event {
+                    TrackEvent::GroupStart(group) if backlog >= self.hard_limit => {
+                        if self.cut_group((to, replica, *group)) {
+                            self.count(|d| d.groups_skipped += 1);
+                            return;
+                        }
+                    }
+                    TrackEvent::Frame { group, .. } => {
+                        let key = (to, replica, *group);
+                        if self.cut.borrow().contains(&key) {
+                            self.count(|d| d.frames += 1);
+                            return;
+                        }
+                        if backlog >= self.limit && self.cut_group(key) {
+                            self.count(|d| {
+                                d.frames += 1;
+                                d.groups_reset += 1;
+                            });
+                            let reset = Data::Track {
+                                to: replica,
+                                event: TrackEvent::GroupEnd {
+                                    group: *group,
+                                    code: Some(TOO_FAR_BEHIND),
+                                },
+                            };
+                            self.queue.push(to, reset, &try_send);
+                            return;
+                        }
+                    }
+                    TrackEvent::GroupEnd { group, .. } => {
+                        if self.cut.borrow_mut().remove(&(to, replica, *group)) {
+                            return;
+                        }
+                    }
+                    TrackEvent::End(_) => {
+                        let mut cut = self.cut.borrow_mut();
+                        if !cut.is_empty() {
+                            cut.retain(|&(peer, r, _)| (peer, r) != (to, replica));
+                        }
+                    }
+                    TrackEvent::GroupStart(_) | TrackEvent::Info(_) => {}
+                }
+            }
+        }
+        self.queue.push(to, msg, try_send);
+    }
+
+    /// Records that `key`'s remaining events are not sent; false when too many groups are
+    /// cut already (the caller then queues instead of shedding).
+    fn cut_group(&self, key: Cut) -> bool {
+        let mut cut = self.cut.borrow_mut();
+        cut.len() < MAX_CUT_GROUPS && cut.insert(key)
+    }
+
+    fn count(&self, f: impl FnOnce(&mut DataDrops)) {
+        let mut drops = self.drops.get();
+        f(&mut drops);
+        self.drops.set(drops);
+    }
+
+    /// What was shed so far.
+    pub fn drops(&self) -> DataDrops {
+        self.drops.get()
+    }
+
+    /// Messages waiting for room in the lane to `to`.
+    pub fn backlog(&self, to: usize) -> usize {
+        self.queue.backlog(to)
+    }
+
+    /// See [`Outbox::take`].
+    pub fn take(&self, to: usize) -> Option<Data> {
+        self.queue.take(to)
+    }
+
+    /// See [`Outbox::sent`].
+    pub fn sent(&self, to: usize) {
+        self.queue.sent(to)
+    }
+
+    /// See [`Outbox::wake`].
+    pub fn wake(&self, to: usize) -> Rc<Notify> {
+        self.queue.wake(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Frame, TrackEnd};
+    use bytes::Bytes;
+
+    const PEER: usize = 1;
+    const REPLICA: u64 = 7;
+
+    fn track(event: TrackEvent) -> Data {
+        Data::Track { to: REPLICA, event }
+    }
+
+    fn frame(group: u64, byte: u8) -> Data {
+        track(TrackEvent::Frame {
+            group,
+            frame: Frame {
+                timestamp: 0,
+                payload: Bytes::from(vec![byte]),
+            },
+        })
+    }
+
+    /// Pushes everything while the lane is full, then drains the queue: what the replica
+    /// would receive, as a readable trace.
+    fn through_full_lane(outbox: &DataOutbox, msgs: Vec<Data>) -> Vec<String> {
+        for msg in msgs {
+            outbox.push(PEER, msg, Err);
+        }
+        let mut got = Vec::new();
+        while let Some(msg) = outbox.take(PEER) {
+            outbox.sent(PEER);
+            got.push(match msg {
+                Data::Track { event, .. } => match event {
+                    TrackEvent::GroupStart(g) => format!("start {g}"),
+                    TrackEvent::Frame { group, frame } => {
+                        format!("frame {group}:{}", frame.payload[0])
+                    }
+                    TrackEvent::GroupEnd { group, code } => format!("end {group} {code:?}"),
+                    TrackEvent::End(_) => "track end".into(),
+                    TrackEvent::Info(_) => "info".into(),
+                },
+                Data::Packet { .. } => "packet".into(),
+            });
+        }
+        got
+    }
+
+    #[test]
+    fn a_frame_that_does_not_fit_resets_its_group_and_nothing_else_of_it_is_sent() {
+        let outbox = DataOutbox::new(2, 3, 100);
+        let got = through_full_lane(
+            &outbox,
+            vec![
+                track(TrackEvent::GroupStart(0)),
+                frame(0, 1),
+                frame(0, 2),
+                frame(0, 3), // the fourth message: over the limit
+                frame(0, 4),
+                track(TrackEvent::GroupEnd {
+                    group: 0,
+                    code: None,
+                }),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                "start 0",
+                "frame 0:1",
+                "frame 0:2",
+                &format!("end 0 Some({TOO_FAR_BEHIND})"),
+            ]
+        );
+        let drops = outbox.drops();
+        assert_eq!((drops.frames, drops.groups_reset), (2, 1));
+        // The group was forgotten with its end: a later group gets through whole.
+        let got = through_full_lane(
+            &outbox,
+            vec![
+                track(TrackEvent::GroupStart(1)),
+                frame(1, 1),
+                track(TrackEvent::GroupEnd {
+                    group: 1,
+                    code: None,
+                }),
+            ],
+        );
+        assert_eq!(got, ["start 1", "frame 1:1", "end 1 None"]);
+    }
+
+    #[test]
+    fn past_the_hard_limit_whole_groups_are_skipped_but_ends_always_pass() {
+        let outbox = DataOutbox::new(2, 1, 2);
+        let mut msgs = vec![track(TrackEvent::GroupStart(0)), frame(0, 1)];
+        // Group 1 starts with two messages queued: at the hard limit, so it is skipped.
+        msgs.extend([
+            track(TrackEvent::GroupStart(1)),
+            frame(1, 1),
+            track(TrackEvent::GroupEnd {
+                group: 1,
+                code: None,
+            }),
+            track(TrackEvent::GroupEnd {
+                group: 0,
+                code: None,
+            }),
+            track(TrackEvent::End(TrackEnd::Finished { next: 2 })),
+        ]);
+        let got = through_full_lane(&outbox, msgs);
+        assert_eq!(
+            got,
+            [
+                "start 0",
+                &format!("end 0 Some({TOO_FAR_BEHIND})"),
+                "track end"
+            ]
+        );
+        let drops = outbox.drops();
+        assert_eq!(
+            (drops.frames, drops.groups_reset, drops.groups_skipped),
+            (2, 1, 1)
+        );
+        assert!(outbox.cut.borrow().is_empty());
+    }
+
+    #[test]
+    fn packets_are_dropped_and_counted_past_the_limit() {
+        let outbox = DataOutbox::new(2, 1, 4);
+        let packet = || Data::Packet {
+            from: "127.0.0.1:1".parse().unwrap(),
+            to: "127.0.0.1:2".parse().unwrap(),
+            payload: Bytes::new(),
+        };
+        let got = through_full_lane(&outbox, vec![packet(), packet(), packet()]);
+        assert_eq!(got, ["packet"]);
+        assert_eq!(outbox.drops().packets, 2);
+    }
+
+    #[test]
+    fn with_room_in_the_lane_nothing_is_queued_or_dropped() {
+        let outbox = DataOutbox::new(2, 1, 1);
+        let mut lane = Vec::new();
+        let sent = RefCell::new(&mut lane);
+        for msg in [track(TrackEvent::GroupStart(0)), frame(0, 1)] {
+            outbox.push(PEER, msg, |m| {
+                sent.borrow_mut().push(m);
+                Ok(())
+            });
+        }
+        assert_eq!(lane.len(), 2);
+        assert_eq!(outbox.drops(), DataDrops::default());
+    }
+}
