@@ -91,6 +91,19 @@ fn fetch_returns_exactly_the_payloads_a_subscriber_received() {
     let relay = Relay::start("");
     let mut publisher = publisher(&relay, "feed");
     let mut viewer = MoqClient::connect(relay.addr, Version::Lite05, "/anon").unwrap();
+    // Subscribe once the broadcast is announced to this viewer (its shard may learn of it
+    // after the publisher's shard; an earlier SUBSCRIBE is refused as unroutable).
+    viewer.request_announces("");
+    let deadline = Instant::now() + WAIT;
+    while !viewer
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Announced { suffix, active: true, .. } if suffix == "feed"))
+        && Instant::now() < deadline
+    {
+        let _ = publisher.poll(Duration::from_millis(1));
+        let _ = viewer.poll(Duration::from_millis(5));
+    }
     viewer.subscribe("feed", "t");
     let deadline = Instant::now() + WAIT;
     while !publisher
