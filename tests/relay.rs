@@ -830,10 +830,33 @@ fn a_full_data_lane_resets_groups_for_the_shard_behind_never_shortens_them() {
                 || groups_done(e).contains(&burst)
                 || group_reset(e, burst)
         };
-        assert!(
-            wait_all(&mut viewers, &mut publisher, settled),
-            "every started burst ends, whole or reset"
-        );
+        if !wait_all(&mut viewers, &mut publisher, settled) {
+            let stuck: Vec<String> = viewers
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !settled(&v.events))
+                .map(|(i, v)| {
+                    let tail: Vec<String> = v
+                        .events
+                        .iter()
+                        .filter(|e| !matches!(e, Event::Frame { .. }))
+                        .rev()
+                        .take(12)
+                        .map(|e| format!("{e:?}"))
+                        .collect();
+                    format!(
+                        "viewer {i}: {} of {} frames of group {burst}; last events {tail:?}",
+                        frames_of(&v.events, burst).len(),
+                        frames.len()
+                    )
+                })
+                .collect();
+            panic!(
+                "every started burst ends, whole or reset:\n{}\n{}",
+                stuck.join("\n"),
+                relay.log_text()
+            );
+        }
         for viewer in &viewers {
             let e = &viewer.events;
             if groups_done(e).contains(&burst) {

@@ -4,7 +4,7 @@
 use super::conn::QuicClient;
 use crate::session::io::{Inbound, ReadOutcome};
 use crate::transport::quic::QuicSettings;
-use crate::transport::{StreamId, StreamMap, Streams};
+use crate::transport::{StreamError, StreamId, StreamMap, Streams};
 use crate::wire::{
     self, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BidiType, FrameHeader,
     GroupHeader, Message, Setup, Subscribe, SubscribeResponse, SubscribeUpdate, TrackInfo,
@@ -127,6 +127,17 @@ pub struct MoqClient {
     /// Frame timestamps we publish advance by this much per frame.
     pub frame_interval: u64,
     clock: u64,
+    /// Bytes written but not yet taken by QUIC, oldest stream first.
+    unsent: Vec<Unsent>,
+}
+
+/// The part of one stream's writes QUIC has not taken yet.
+struct Unsent {
+    stream: StreamId,
+    bytes: Vec<u8>,
+    /// How much of `bytes` QUIC took.
+    sent: usize,
+    fin: bool,
 }
 
 impl MoqClient {
@@ -168,6 +179,7 @@ impl MoqClient {
             events: Vec::new(),
             frame_interval: 33,
             clock: 1_000,
+            unsent: Vec::new(),
         };
         if version == Version::Lite05 {
             let mut buf = Vec::new();
@@ -382,17 +394,54 @@ impl MoqClient {
     }
 
     /// Writes all of `bytes` (pumping while flow control pushes back, up to 5 s).
+    /// Queues `bytes` (and `fin`) on stream `id` behind anything already unsent there, then
+    /// sends for up to a few seconds while the relay takes it (congestion and flow control
+    /// allow a few kilobytes at a time). What is still unsent then goes out on later polls:
+    /// bytes are never dropped, so a group always reaches its end.
     fn write(&mut self, id: StreamId, bytes: &[u8], fin: bool) {
-        let mut offset = 0;
+        match self.unsent.iter_mut().find(|w| w.stream == id) {
+            Some(w) => {
+                w.bytes.extend_from_slice(bytes);
+                w.fin |= fin;
+            }
+            None => self.unsent.push(Unsent {
+                stream: id,
+                bytes: bytes.to_vec(),
+                sent: 0,
+                fin,
+            }),
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(n) = self.quic.streams().send(id, &bytes[offset..], fin) {
-            offset += n;
-            if offset >= bytes.len() || Instant::now() > deadline {
+        loop {
+            self.send_unsent();
+            if !self.unsent.iter().any(|w| w.stream == id) || Instant::now() > deadline {
                 break;
             }
             let _ = self.quic.pump(Duration::from_millis(5));
         }
         let _ = self.quic.flush();
+    }
+
+    /// Hands queued bytes to QUIC as far as it takes them; a stream the relay stopped or
+    /// reset forgets its queue.
+    fn send_unsent(&mut self) {
+        let mut streams = self.quic.streams();
+        self.unsent.retain_mut(|w| loop {
+            let rest = &w.bytes[w.sent..];
+            match streams.send(w.stream, rest, w.fin) {
+                Ok(n) => {
+                    w.sent += n;
+                    if w.sent == w.bytes.len() {
+                        return false;
+                    }
+                    if n == 0 {
+                        return true;
+                    }
+                }
+                Err(StreamError::Blocked) => return true,
+                Err(_) => return false,
+            }
+        });
     }
 
     /// Whether the connection is gone, and the peer's close code if it sent one.
@@ -409,6 +458,7 @@ impl MoqClient {
         while let Some(id) = self.quic.conn.stream_readable_next() {
             self.read(id);
         }
+        self.send_unsent();
         self.quic.flush()
     }
 
