@@ -29,6 +29,19 @@ pub enum TransportKind {
     Webtransport,
 }
 
+/// How the generator's QUIC connections behave towards the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// Like a published moq-native (quinn) client: an ACK every second packet or after
+    /// 25 ms, 1024 streams each way, 1.25 MB per stream.
+    Quinn,
+    /// This generator before it copied quinn: an ACK after every wake-up with packets,
+    /// 10,000 streams, 16 MiB per stream and 64 MiB per connection. Kept to show what the
+    /// difference costs a relay.
+    Eager,
+}
+
 /// A moq-lite-05 load generator over raw QUIC or WebTransport.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "moq-bench", version, args_override_self = true)]
@@ -47,6 +60,9 @@ pub struct Cli {
     /// Raw QUIC or WebTransport.
     #[arg(long, value_enum, default_value = "quic")]
     pub transport: TransportKind,
+    /// Whose QUIC behaviour to copy (acknowledgement schedule and credit).
+    #[arg(long, value_enum, default_value = "quinn")]
+    pub client: ClientKind,
     /// Worker threads, each an event loop owning a share of the connections.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,

@@ -14,6 +14,7 @@ mod publish;
 pub mod relay_process;
 mod session;
 pub mod stats;
+mod watched;
 mod worker;
 mod workload;
 
@@ -53,9 +54,10 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         );
     }
     eprintln!(
-        "moq-bench: {:?} over {:?} against {} ({} connections, {} threads, tag {tag}); measuring {:.1}s after {:.1}s, ending by {:.1}s",
+        "moq-bench: {:?} over {:?} as a {:?} client against {} ({} connections, {} threads, tag {tag}); measuring {:.1}s after {:.1}s, ending by {:.1}s",
         plan.workload,
         cli.transport,
+        cli.client,
         cli.relay,
         plan.conns.len(),
         cli.threads,
@@ -87,6 +89,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
             server_name: cli.server_name.clone(),
             path: cli.path.clone(),
             transport: cli.transport,
+            client: cli.client,
             connect_timeout: cli.connect_timeout,
             verify: cli.verify,
         };

@@ -44,6 +44,8 @@ pub struct Stats {
     pub datagrams_received: u64,
     /// Their UDP payload bytes.
     pub bytes_received: u64,
+    /// UDP datagrams sent to the relay (for viewers, nearly all ACKs), over the whole run.
+    pub datagrams_sent: u64,
     /// One-way latency, microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -68,6 +70,7 @@ impl Stats {
             frames_gap: 0,
             send_drops: 0,
             datagrams_received: 0,
+            datagrams_sent: 0,
             bytes_received: 0,
             latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds"),
         }
@@ -100,6 +103,7 @@ impl Stats {
         self.frames_gap += other.frames_gap;
         self.send_drops += other.send_drops;
         self.datagrams_received += other.datagrams_received;
+        self.datagrams_sent += other.datagrams_sent;
         self.bytes_received += other.bytes_received;
         let _ = self.latency_us.add(&other.latency_us);
     }
@@ -148,6 +152,7 @@ pub struct Report {
     pub frames_gap: u64,
     pub send_drops: u64,
     pub datagrams_received: u64,
+    pub datagrams_sent: u64,
     /// Mean received UDP payload, bytes (whole run): how full the relay's packets are.
     pub mean_datagram_bytes: f64,
     pub cpu_user_secs: f64,
@@ -231,6 +236,7 @@ impl Report {
             frames_gap: s.frames_gap,
             send_drops: s.send_drops,
             datagrams_received: s.datagrams_received,
+            datagrams_sent: s.datagrams_sent,
             mean_datagram_bytes: if s.datagrams_received == 0 {
                 0.0
             } else {
@@ -331,6 +337,14 @@ impl Report {
                 format!(
                     "{} (mean {:.0} B)",
                     self.datagrams_received, self.mean_datagram_bytes
+                ),
+            ),
+            (
+                "datagrams out",
+                format!(
+                    "{} ({:.2} per datagram in; a quinn receiver ACKs about every second)",
+                    self.datagrams_sent,
+                    self.datagrams_sent as f64 / self.datagrams_received.max(1) as f64
                 ),
             ),
             (

@@ -2,11 +2,12 @@
 //! it owns, a timer heap fed by quiche's `timeout_instant()` and the sessions' own deadlines)
 //! that starts its connections on the ramp schedule, runs them, and closes them at the end.
 
-use crate::args::TransportKind;
+use crate::args::{ClientKind, TransportKind};
 use crate::carrier::{Carrier, Progress};
 use crate::conn::Transport;
 use crate::session::{Ctx, Session};
 use crate::stats::Stats;
+use crate::watched::Watched;
 use crate::workload::{ConnSpec, Plan, Timeline};
 use moq_relay::transport::quic::{client_config, QuicSettings};
 use shards::udp::{RecvBatch, MAX_RECV_LEN};
@@ -31,6 +32,7 @@ pub struct WorkerInput {
     pub server_name: String,
     pub path: String,
     pub transport: TransportKind,
+    pub client: ClientKind,
     pub connect_timeout: Duration,
     pub verify: bool,
 }
@@ -75,14 +77,27 @@ struct Worker {
     first_error: Option<String>,
 }
 
+/// The credit a moq-native client (quinn underneath) grants a relay: 1024 streams each way
+/// (moq-native's setting), quinn's default 1.25 MB per stream, and a connection window that
+/// never runs out (quinn's default is 2^62). quiche may still grow a stream's window when
+/// the reader keeps up; quinn keeps it fixed.
+fn published_client_settings() -> QuicSettings {
+    QuicSettings {
+        max_streams: 1024,
+        max_stream_data: 1_250_000,
+        max_data: 1 << 40,
+        ..QuicSettings::default()
+    }
+}
+
 /// Runs one worker to the end of the timeline.
 pub fn run(input: WorkerInput) -> Result<WorkerOutput, String> {
-    let config = client_config(
-        &QuicSettings::default(),
-        &[input.transport.alpn()],
-        input.verify,
-    )
-    .map_err(|e| format!("quiche config: {e}"))?;
+    let settings = match input.client {
+        ClientKind::Quinn => published_client_settings(),
+        ClientKind::Eager => QuicSettings::default(),
+    };
+    let config = client_config(&settings, &[input.transport.alpn()], input.verify)
+        .map_err(|e| format!("quiche config: {e}"))?;
     // SAFETY: plain syscall; the result is checked.
     let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if epfd < 0 {
@@ -186,7 +201,7 @@ impl Worker {
             for e in events.iter().take(n.max(0) as usize) {
                 let i = e.u64 as usize;
                 if let Some(t) = self.slots[i].transport.as_mut() {
-                    let (datagrams, bytes) = t.recv_all(&mut self.datagrams);
+                    let (datagrams, bytes) = t.recv_all(&mut self.datagrams, now);
                     self.stats.datagrams_received += datagrams;
                     self.stats.bytes_received += bytes;
                     self.service(i, now);
@@ -241,7 +256,12 @@ impl Worker {
         let (Some(t), Some(carrier)) = (slot.transport.as_mut(), slot.carrier.as_mut()) else {
             return;
         };
-        t.on_timeout_if_due(now);
+        // Something of our own to send: quiche's timer (loss recovery, PTO), the handshake,
+        // the session's writes, a PING, a close. Otherwise only a due ACK goes out.
+        let mut own = t.on_timeout_if_due(now)
+            || slot.phase != Phase::Up
+            || self.closing
+            || self.input.client == ClientKind::Eager;
         let progress = carrier.drive(&mut t.conn);
         if let Phase::Handshaking(deadline) = slot.phase {
             if progress == Progress::Ready {
@@ -250,6 +270,7 @@ impl Worker {
                 slot.keepalive_at = now + KEEP_ALIVE;
                 let session = &mut slot.session;
                 carrier.with_streams(&mut t.conn, |s| session.on_established(s));
+                own = true;
             } else if now >= deadline || t.conn.is_closed() || progress != Progress::Pending {
                 self.stats.connect_failed += 1;
                 let reason = match (&progress, t.conn.peer_error(), t.conn.local_error()) {
@@ -283,9 +304,11 @@ impl Worker {
                 now,
             };
             let (session, scratch) = (&mut slot.session, &mut self.scratch);
-            carrier.with_streams(&mut t.conn, |s| {
-                session.on_readable(s, scratch, &mut ctx);
-                session.on_timer(s, &mut ctx);
+            own |= carrier.with_streams(&mut t.conn, |s| {
+                let mut s = Watched::new(s);
+                session.on_readable(&mut s, scratch, &mut ctx);
+                session.on_timer(&mut s, &mut ctx);
+                s.wrote
             });
             if let Progress::Failed(why) = &progress {
                 self.first_error.get_or_insert_with(|| why.clone());
@@ -293,9 +316,14 @@ impl Worker {
             if now >= slot.keepalive_at {
                 let _ = t.conn.send_ack_eliciting();
                 slot.keepalive_at = now + KEEP_ALIVE;
+                own = true;
             }
         }
-        self.stats.send_drops += t.flush(&mut self.packet);
+        if t.wants_send(own, now) {
+            let (sent, drops) = t.flush(&mut self.packet);
+            self.stats.datagrams_sent += sent;
+            self.stats.send_drops += drops;
+        }
         if t.conn.is_closed() {
             if slot.phase == Phase::Up && !self.closing {
                 self.stats.closed_early += 1;
@@ -325,6 +353,7 @@ impl Worker {
             Phase::Up if !self.closing => {
                 consider(slot.session.next_deadline());
                 consider(Some(slot.keepalive_at));
+                consider(t.ack_deadline());
             }
             _ => {}
         }
