@@ -375,7 +375,10 @@ mod tests {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
 
-            let token = sign(&key, &claims()).unwrap();
+            // One set of claims: a second boundary between signing and checking must not
+            // move the expected expiry.
+            let signed = claims();
+            let token = sign(&key, &signed).unwrap();
             let header = token.split('.').next().unwrap();
             let header: Value =
                 serde_json::from_slice(&base64::decode_url(header).unwrap()).unwrap();
@@ -390,7 +393,7 @@ mod tests {
             assert_eq!(got.root, "demo");
             assert_eq!(got.put, ["live"]);
             assert_eq!(got.get, ["", "chat"]);
-            assert_eq!(got.exp, claims().exp);
+            assert_eq!(got.exp, signed.exp);
 
             let e = verifier.verify(&tamper(&token), now).unwrap_err();
             assert!(e.contains("bad signature"), "{alg}: {e}");
