@@ -279,6 +279,19 @@ impl Endpoint {
             } else if q.is_timed_out() {
                 tracing::info!("connection timed out");
             }
+            let stats = q.stats();
+            let path = q.path_stats().next();
+            tracing::debug!(
+                sent = stats.sent,
+                received = stats.recv,
+                lost = stats.lost,
+                retransmitted = stats.retrans,
+                sent_bytes = stats.sent_bytes,
+                received_bytes = stats.recv_bytes,
+                pmtu = path.as_ref().map_or(0, |p| p.pmtu),
+                rtt_us = path.as_ref().map_or(0, |p| p.rtt.as_micros() as u64),
+                "connection stats (packets)"
+            );
         }
         drop(app);
         let mut conns = self.conns.borrow_mut();
