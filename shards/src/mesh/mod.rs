@@ -46,8 +46,9 @@
 //! million values through two slots between two plain threads (`ring.rs` tests), so the
 //! wake-up is lost between a completed doorbell write and the executor; where exactly, we
 //! have not found; on a quiet machine it stalled the full test (1M messages) once in six.
-//! Until it is found, each doorbell also wakes every 20 ms without a ring, looks at its lanes
-//! and counts what it finds ready then ([`wakeups_rescued`]). With that timer the same
+//! Until it is found, each doorbell also keeps a 20 ms timer armed, looks at its lanes when
+//! it fires and, if no ring came in that whole interval, counts what it finds ready then
+//! ([`wakeups_rescued`]). With that timer the same
 //! contended runs passed 8 of 8, and the count stayed at zero: the pending ring was always
 //! picked up by the wake-up the timer caused. So the timer does not find lanes nobody rang;
 //! it gets the executor out of a sleep that missed a completed read, which points at
