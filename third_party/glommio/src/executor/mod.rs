@@ -1324,7 +1324,12 @@ impl LocalExecutor {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
-            if self.need_preempt() {
+            // PATCH (moq-relay, see PATCHES.md): preemption is checked only once a task queue
+            // has run. Checked first, a signal raised before this loop ran anything (a
+            // preempt timer that expired while the thread was off the CPU, any completion on
+            // the latency ring) made it return false with tasks ready, and the executor
+            // parked on them.
+            if ran && self.need_preempt() {
                 break;
             }
             if !self.run_one_task_queue() {
@@ -1373,7 +1378,9 @@ impl LocalExecutor {
             let mut tasks_executed_this_loop = 0;
             loop {
                 let mut queue_ref = queue.borrow_mut();
-                if self.need_preempt() || queue_ref.yielded() {
+                // PATCH (moq-relay, see PATCHES.md): at least one task runs per turn of a
+                // queue, so a preemption signal raised before the turn cannot stall it.
+                if (tasks_executed_this_loop > 0 && self.need_preempt()) || queue_ref.yielded() {
                     break;
                 }
 
