@@ -280,8 +280,6 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
         mesh_groups_skipped = mesh.data.groups_skipped,
         mesh_packets_dropped = mesh.data.packets,
         mesh_requests_refused = mesh.requests_refused,
-        // Process-wide: wake-ups the mesh doorbells' safety net delivered (see shards::mesh).
-        mesh_wakeups_rescued = shards::mesh::wakeups_rescued(),
         "shard stopped"
     );
 }

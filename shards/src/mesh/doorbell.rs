@@ -13,16 +13,14 @@
 //! `ring.rs`), so a busy pair of shards exchanges no doorbell traffic at all; an idle one
 //! pays one `write` and one completed read per message that finds its receiver parked.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Waker;
-use std::time::Duration;
 
-use futures_lite::{future, AsyncReadExt};
+use futures_lite::AsyncReadExt;
 
 /// The ringing side of a shard's doorbell; shared by every lane end that may wake that shard.
 #[derive(Debug)]
@@ -58,12 +56,7 @@ pub(crate) trait Parked {
 #[derive(Default)]
 pub(crate) struct Doorbell {
     ends: RefCell<Vec<Weak<dyn Parked>>>,
-    rescues: Cell<u64>,
 }
-
-/// How often the doorbell looks at its lanes without a ring. A safety net, not the wake-up
-/// mechanism: see "Still open" in `mesh/mod.rs` for the lost wake-ups it catches.
-const SAFETY_NET: Duration = Duration::from_millis(20);
 
 /// Creates a doorbell: the ringer (for other threads) and the shard's end of the socket.
 pub(crate) fn pair() -> io::Result<(Ringer, OwnedFd)> {
@@ -80,8 +73,7 @@ impl Doorbell {
     }
 
     /// Wakes every registered end that can make progress; forgets ends that were dropped.
-    /// Returns how many tasks it woke.
-    fn wake_ready(&self) -> usize {
+    fn wake_ready(&self) {
         let mut wakers = Vec::new();
         self.ends.borrow_mut().retain(|end| match end.upgrade() {
             Some(end) => {
@@ -90,70 +82,28 @@ impl Doorbell {
             }
             None => false,
         });
-        let woken = wakers.len();
         for waker in wakers {
             waker.wake();
         }
-        woken
     }
 
     /// Spawns the task that reads the shard's end of the doorbell and wakes the ready lane
-    /// ends after every read, and after every [`SAFETY_NET`] without one. Must run inside the
-    /// shard's executor. The task ends when every ringer is gone (end of file) or the
-    /// executor stops.
+    /// ends after every read. Must run inside the shard's executor. The task ends when every
+    /// ringer is gone (end of file) or the executor stops.
     pub(crate) fn start(self: &Rc<Self>, fd: OwnedFd) {
         let doorbell = self.clone();
         glommio::spawn_local(async move {
             // SAFETY: we own the descriptor and hand its ownership to glommio.
             let mut socket = unsafe { glommio::net::UnixStream::from_raw_fd(fd.into_raw_fd()) };
             let mut rings = [0u8; 256];
-            // One timer, re-armed when it fires: rings (often thousands a second) cost no
-            // timer registration each.
-            let mut net = glommio::timer::Timer::new(SAFETY_NET);
-            // Whether a ring arrived since the net was last armed: only a whole interval
-            // without one makes what the net finds ready a rescued wake-up.
-            let mut rang = false;
             loop {
-                let read = future::or(async { Some(socket.read(&mut rings).await) }, async {
-                    (&mut net).await;
-                    None
-                })
-                .await;
-                let woken = doorbell.wake_ready();
-                match read {
-                    Some(Ok(n)) if n > 0 => {
-                        rang = true;
-                        continue;
-                    }
-                    Some(_) => return,
-                    None if woken > 0 && !rang => doorbell.rescued(woken),
-                    None => {}
+                let read = socket.read(&mut rings).await;
+                doorbell.wake_ready();
+                if !matches!(read, Ok(n) if n > 0) {
+                    return;
                 }
-                rang = false;
-                net.reset(SAFETY_NET);
             }
         })
         .detach();
     }
-
-    /// Counts tasks that could run but were found by the safety net, not by a ring.
-    fn rescued(&self, woken: usize) {
-        let total = self.rescues.get() + woken as u64;
-        self.rescues.set(total);
-        RESCUES.fetch_add(woken as u64, Ordering::Relaxed);
-        tracing::debug!(
-            woken,
-            total,
-            "mesh doorbell: lane ends ready without a ring, woken by the safety net"
-        );
-    }
-}
-
-/// Tasks woken by a doorbell's safety net, over every shard of the process: each one is a
-/// wake-up the doorbell lost and the safety net delivered up to [`SAFETY_NET`] late.
-static RESCUES: AtomicU64 = AtomicU64::new(0);
-
-/// How many wake-ups the safety nets of this process's doorbells have delivered.
-pub(crate) fn rescues() -> u64 {
-    RESCUES.load(Ordering::Relaxed)
 }

@@ -36,24 +36,20 @@
 //! with one waker per end, one park flag per direction with a fence on each side, and a
 //! doorbell whose wake-up is an ordinary kernel completion the shard always reads.
 //!
-//! **Still open.** With two busy-loop processes competing for the same two cores, the stress
-//! test still stalls (300 000 messages per lane, a stall declared after 20 s of no movement):
-//! 5 of 12 runs with this doorbell, 2 of 10 when it reads one byte at a time (so glommio never
-//! arms its undispatched "early poll"), 7 of 14 with a loopback UDP doorbell read through
-//! glommio's `RECV`. In the stalls we caught, both executors slept in `io_uring_wait_cqes`
-//! while the sleeping shard's doorbell held unread rings (`ss -x`: 4 bytes queued), its
-//! incoming lanes were full and its peer's senders parked. The lane protocol itself passes a
-//! million values through two slots between two plain threads (`ring.rs` tests), so the
-//! wake-up is lost between a completed doorbell write and the executor; where exactly, we
-//! have not found; on a quiet machine it stalled the full test (1M messages) once in six.
-//! Until it is found, each doorbell also keeps a 20 ms timer armed, looks at its lanes when
-//! it fires and, if no ring came in that whole interval, counts what it finds ready then
-//! ([`wakeups_rescued`]). With that timer the same
-//! contended runs passed 8 of 8, and the count stayed at zero: the pending ring was always
-//! picked up by the wake-up the timer caused. So the timer does not find lanes nobody rang;
-//! it gets the executor out of a sleep that missed a completed read, which points at
-//! glommio's sleep when no timer is armed (with one it arms a timeout on its latency ring
-//! and flushes that ring first). This is a safety net with a bounded delay, not the fix.
+//! **The lost wake-up was the executor's.** Under CPU contention the stress test used to stall
+//! (5 of 12 runs of 300 000 messages per lane with three busy loops on the two cores) with
+//! both executors asleep and the sleeping shard's doorbell holding unread rings. Tracing
+//! glommio showed the ring's read complete and wake the doorbell task, then the executor
+//! sleep without running it: glommio 0.9.0's loop checked its preemption signal *before*
+//! running any task queue, returned "nothing ran" when it was already raised (the 5 ms
+//! preempt timer had expired while the thread was off the CPU), and parked; parking consumed
+//! the signal and slept with the task queued. Any task of any shard could be stranded that way
+//! (a mesh receiver, a QUIC connection woken by a packet), until some unrelated event came.
+//! We build glommio with a fix (`third_party/glommio/PATCHES.md`, regression tests in
+//! `tests/executor_parking.rs`); with it, the same contended runs pass 14 of 14 with no timer
+//! anywhere on the shards. The same defect is the likeliest cause of the hangs we saw with
+//! `shared_channel`, but we keep our lanes: they wake one task once, not every waiter on
+//! every reactor turn.
 //!
 //! Every lane end is created up front by the thread calling [`crate::run`] and moved to its
 //! shard; [`MeshEnds::start`] (on the shard) registers them with the shard's doorbell. There
@@ -64,12 +60,6 @@ mod doorbell;
 mod ring;
 
 use doorbell::{Doorbell, Parked, Ringer};
-
-/// Wake-ups the doorbells' safety nets delivered in this process (each one lost by the
-/// doorbell and delivered up to 20 ms late): zero while the mesh works as designed.
-pub fn wakeups_rescued() -> u64 {
-    doorbell::rescues()
-}
 use futures_lite::Stream;
 use ring::{Consumer, Producer, PushError};
 use std::cell::{Cell, RefCell};
