@@ -41,8 +41,10 @@ type Data = Option<Bytes>;
 type Ack = (u64, u64, Instant);
 /// How long a wait on the mesh may last before the benchmark wakes itself and retries.
 ///
-/// glommio's shared channels can lose a wake-up (glommio issue #261): without this guard, a
-/// pinned run was seen to sit with the lane full and both shards asleep until the deadline.
+/// Written when the mesh ran on glommio's shared channels, which lost wake-ups: a pinned run
+/// sat with the lane full and both shards asleep until the deadline. The mesh's own lanes and
+/// the executor fix in `third_party/glommio` no longer lose any (see the mesh's module doc);
+/// the guard stays so that a regression shows here as `stalls` above zero, not as a hang.
 const GUARD: Duration = Duration::from_millis(1);
 
 /// One run as seen by shard 0.
