@@ -7,7 +7,6 @@
 //! CLI.
 
 pub mod auth;
-pub mod base64;
 pub mod client;
 pub mod config;
 pub mod model;

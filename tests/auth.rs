@@ -4,9 +4,10 @@
 
 mod common;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use common::http::get;
 use common::Relay;
-use moq_relay::base64;
 use moq_relay::client::{Event, MoqClient};
 use moq_relay::transport::quic::QuicSettings;
 use moq_relay::wire::{Role, Version};
@@ -44,8 +45,8 @@ fn unix_now() -> u64 {
 fn jws(header: &Value, payload: &Value, secret: &[u8]) -> String {
     let input = format!(
         "{}.{}",
-        base64::encode_url(header.to_string().as_bytes()),
-        base64::encode_url(payload.to_string().as_bytes())
+        URL_SAFE_NO_PAD.encode(header.to_string().as_bytes()),
+        URL_SAFE_NO_PAD.encode(payload.to_string().as_bytes())
     );
     let algorithm = match header["alg"].as_str() {
         Some("HS256") => ring::hmac::HMAC_SHA256,
@@ -53,7 +54,7 @@ fn jws(header: &Value, payload: &Value, secret: &[u8]) -> String {
         _ => return format!("{input}."),
     };
     let tag = ring::hmac::sign(&ring::hmac::Key::new(algorithm, secret), input.as_bytes());
-    format!("{input}.{}", base64::encode_url(tag.as_ref()))
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
 /// A valid token for the table relay with these claims (`exp` an hour ahead unless given).
@@ -500,7 +501,7 @@ fn table_relay(key: &str) -> (Relay, tempfile::TempDir) {
 fn table_key() -> String {
     format!(
         r#"{{"alg":"HS256","kty":"oct","k":"{}","kid":"{KID}"}}"#,
-        base64::encode_url(SECRET)
+        URL_SAFE_NO_PAD.encode(SECRET)
     )
 }
 

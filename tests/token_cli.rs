@@ -5,8 +5,9 @@
 
 mod common;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use moq_relay::auth::{Algorithm, Jwk};
-use moq_relay::base64;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -338,9 +339,9 @@ fn usage_errors_are_refused_with_a_reason() {
 /// `token` with one bit of its first signature byte flipped.
 fn tamper(token: &str) -> String {
     let (message, signature) = token.rsplit_once('.').unwrap();
-    let mut sig = base64::decode_url(signature).unwrap();
+    let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap();
     sig[0] ^= 0x01;
-    format!("{message}.{}", base64::encode_url(&sig))
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(&sig))
 }
 
 #[test]

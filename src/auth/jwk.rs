@@ -3,7 +3,7 @@
 //! the base64url form.
 
 use super::algorithm::{Algorithm, Curve, Family};
-use crate::base64;
+use super::base64url;
 use crate::path;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -112,7 +112,7 @@ impl Jwk {
         let json = if text.starts_with('{') {
             text.to_string()
         } else {
-            let bytes = base64::decode_url(text)
+            let bytes = base64url::decode(text)
                 .map_err(|e| JwkError(format!("not a JWK: neither JSON nor base64url ({e})")))?;
             String::from_utf8(bytes)
                 .map_err(|_| JwkError("not a JWK: the base64url content is not JSON".into()))?
@@ -284,7 +284,7 @@ impl Jwk {
         o.insert("key_ops".into(), Value::Array(ops));
         o.insert("kty".into(), self.material.kty().into());
         let mut put = |name: &str, bytes: &[u8]| {
-            o.insert(name.into(), base64::encode_url(bytes).into());
+            o.insert(name.into(), base64url::encode(bytes).into());
         };
         match &self.material {
             Material::Secret { k } => put("k", k),
@@ -337,7 +337,7 @@ impl Jwk {
 
     /// The form `moq-token generate` writes: base64url of the JSON, without padding.
     pub fn to_base64url(&self) -> String {
-        base64::encode_url(self.to_json().as_bytes())
+        base64url::encode(self.to_json().as_bytes())
     }
 }
 
@@ -480,7 +480,7 @@ fn string<'a>(o: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, 
 fn bytes(o: &Map<String, Value>, name: &str) -> Result<Option<Vec<u8>>, JwkError> {
     match string(o, name)? {
         None => Ok(None),
-        Some(text) => base64::decode_url(text)
+        Some(text) => base64url::decode(text)
             .map(Some)
             .map_err(|e| JwkError(format!("\"{name}\" is not base64url: {e}"))),
     }
@@ -546,7 +546,7 @@ mod tests {
 
     #[test]
     fn defaults_and_padded_values_are_accepted() {
-        let k = base64::encode(&[7u8; 32]);
+        let k = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
         let json = format!(r#"{{"alg":"HS384","k":"{k}"}}"#);
         let key = Jwk::parse(&json).unwrap();
         assert_eq!(key.material.kty(), "oct");
@@ -556,10 +556,10 @@ mod tests {
 
     #[test]
     fn bad_keys_are_refused_with_a_reason() {
-        let short = base64::encode_url(&[1u8; 16]);
-        let ok = base64::encode_url(&[1u8; 32]);
+        let short = base64url::encode(&[1u8; 16]);
+        let ok = base64url::encode(&[1u8; 32]);
         for (json, reason) in [
-            (base64::encode_url(b"[1]"), "JSON object"),
+            (base64url::encode(b"[1]"), "JSON object"),
             ("not base64!".to_string(), "not a JWK"),
             (r#"{"kty":"oct","k":"AAAA"}"#.to_string(), "missing \"alg\""),
             (format!(r#"{{"alg":"HS256","k":"{short}"}}"#), "at least 32"),

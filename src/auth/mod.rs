@@ -3,6 +3,7 @@
 //! (PROTOCOL.md §8). Every way into the relay asks [`Auth::authorize`].
 
 mod algorithm;
+mod base64url;
 mod claims;
 mod jwk;
 mod scope;

@@ -329,8 +329,8 @@ fn rsa_key() -> Result<Material, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::base64url;
     use crate::auth::{unix_now, KeyScope, Verifier};
-    use crate::base64;
 
     fn claims() -> TokenClaims {
         TokenClaims {
@@ -357,9 +357,9 @@ mod tests {
     /// `token` with one bit of its first signature byte flipped.
     fn tamper(token: &str) -> String {
         let (message, signature) = token.rsplit_once('.').unwrap();
-        let mut sig = base64::decode_url(signature).unwrap();
+        let mut sig = base64url::decode(signature).unwrap();
         sig[0] ^= 0x01;
-        format!("{message}.{}", base64::encode_url(&sig))
+        format!("{message}.{}", base64url::encode(&sig))
     }
 
     #[test]
@@ -381,7 +381,7 @@ mod tests {
             let token = sign(&key, &signed).unwrap();
             let header = token.split('.').next().unwrap();
             let header: Value =
-                serde_json::from_slice(&base64::decode_url(header).unwrap()).unwrap();
+                serde_json::from_slice(&base64url::decode(header).unwrap()).unwrap();
             assert_eq!(header["alg"], alg.name(), "{alg}");
             assert_eq!(header["typ"], "JWT", "{alg}");
             assert_eq!(header["kid"], kid.as_str(), "{alg}");

@@ -3,9 +3,9 @@
 //! claims and the key's scope.
 
 use super::algorithm::Algorithm;
+use super::base64url;
 use super::claims::Claims;
 use super::jwk::{validate_kid, Jwk, JwkError, Material};
-use crate::base64;
 use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
@@ -81,7 +81,7 @@ impl Verifier {
         // The payload is read only once the signature holds. (jsonwebtoken's own `decode`
         // cannot read seed-era tokens: it insists that `sub` is a string.)
         let payload =
-            base64::decode_url(payload).map_err(|e| format!("malformed token payload: {e}"))?;
+            base64url::decode(payload).map_err(|e| format!("malformed token payload: {e}"))?;
         let payload: Value = serde_json::from_slice(&payload)
             .map_err(|e| format!("malformed token payload: {e}"))?;
         let claims = Claims::from_payload(&payload, now, self.require_exp)?;
@@ -96,7 +96,7 @@ impl Verifier {
     /// Reads the JOSE header and checks `alg` and `kid` against the key.
     fn check_header(&self, encoded: &str) -> Result<Algorithm, String> {
         let bytes =
-            base64::decode_url(encoded).map_err(|e| format!("malformed token header: {e}"))?;
+            base64url::decode(encoded).map_err(|e| format!("malformed token header: {e}"))?;
         let header: Value =
             serde_json::from_slice(&bytes).map_err(|e| format!("malformed token header: {e}"))?;
         let Value::Object(header) = header else {

@@ -379,6 +379,9 @@ fn read_text(path: &Path) -> Result<String, TlsError> {
 
 /// A minimal PEM reader and writer (RFC 7468).
 mod pem {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+
     pub(super) struct Block {
         pub label: String,
         pub der: Vec<u8>,
@@ -437,7 +440,7 @@ mod pem {
     }
 
     pub(super) fn encode(label: &str, der: &[u8]) -> String {
-        let b64 = crate::base64::encode(der);
+        let b64 = STANDARD.encode(der);
         let mut out = format!("-----BEGIN {label}-----\n");
         for chunk in b64.as_bytes().chunks(64) {
             out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
@@ -448,7 +451,8 @@ mod pem {
     }
 
     fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-        let out = crate::base64::decode(text)?;
+        let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let out = STANDARD.decode(text).map_err(|e| e.to_string())?;
         if out.is_empty() {
             return Err("empty block".to_string());
         }

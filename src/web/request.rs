@@ -1,5 +1,6 @@
-//! A sans-IO HTTP/1.1 request-head parser with hard bounds: what the TCP listener reads
-//! before it routes a request.
+//! The HTTP/1.1 request head the TCP listener reads before it routes a request: parsed by
+//! `httparse` (sans-IO, no allocation of its own), then held to our bounds and turned into an
+//! owned [`Request`] with lowercased header names.
 
 /// Largest request head (request line and headers) we accept.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -74,40 +75,33 @@ impl HeadError {
 /// Parses a request head from the front of `buf`: `Ok(None)` while incomplete, else the
 /// request and the bytes it used.
 pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
-    let Some(end) = find_head_end(buf) else {
-        return if buf.len() > MAX_HEAD {
-            Err(HeadError::TooLarge)
-        } else {
-            Ok(None)
-        };
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut slots);
+    let used = match head.parse(buf) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Malformed),
     };
-    if end > MAX_HEAD {
+    if used > MAX_HEAD {
         return Err(HeadError::TooLarge);
     }
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| HeadError::Malformed)?;
-    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
-    let request_line = lines.next().ok_or(HeadError::Malformed)?;
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // A complete parse has all three; only origin-form targets ("/path?query") are ours.
+    let (Some(method), Some(target)) = (head.method, head.path) else {
         return Err(HeadError::Malformed);
     };
-    if !matches!(version, "HTTP/1.1" | "HTTP/1.0") || method.is_empty() || !target.starts_with('/')
-    {
+    if !target.starts_with('/') {
         return Err(HeadError::Malformed);
     }
-    let mut headers = Vec::new();
-    for line in lines {
-        if headers.len() >= MAX_HEADERS {
-            return Err(HeadError::TooLarge);
-        }
-        let (name, value) = line.split_once(':').ok_or(HeadError::Malformed)?;
-        if name.is_empty() || name.contains(' ') {
-            return Err(HeadError::Malformed);
-        }
-        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
-    }
+    let headers = head
+        .headers
+        .iter()
+        .map(|h| {
+            let value = std::str::from_utf8(h.value).map_err(|_| HeadError::Malformed)?;
+            Ok((h.name.to_ascii_lowercase(), value.trim().to_string()))
+        })
+        .collect::<Result<Vec<_>, HeadError>>()?;
     let request = Request {
         method: method.to_string(),
         target: target.to_string(),
@@ -120,11 +114,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
     if has_body {
         return Err(HeadError::Body);
     }
-    Ok(Some((request, end + 4)))
-}
-
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
+    Ok(Some((request, used)))
 }
 
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
@@ -161,6 +151,7 @@ mod tests {
         let raw = b"GET /fetch/anon/clock/seconds?group=12&jwt=a%2Bb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nrest";
         let (request, used) = parse(raw).unwrap().unwrap();
         assert_eq!(used, raw.len() - 4);
+        assert_eq!(&raw[used..], b"rest");
         assert_eq!(request.method, "GET");
         assert_eq!(request.path(), "/fetch/anon/clock/seconds");
         assert_eq!(request.query("group").as_deref(), Some("12"));

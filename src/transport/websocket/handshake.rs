@@ -2,7 +2,8 @@
 //! `Sec-WebSocket-Accept`, picks the QMux subprotocol (server order wins, PROTOCOL.md §1.2)
 //! and renders the `101 Switching Protocols` response.
 
-use crate::base64;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 
 /// The GUID RFC 6455 §1.3 appends to the client key.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -100,7 +101,7 @@ pub fn accept_key(key: &str) -> String {
     input.extend_from_slice(key.as_bytes());
     input.extend_from_slice(GUID.as_bytes());
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &input);
-    base64::encode(digest.as_ref())
+    STANDARD.encode(digest.as_ref())
 }
 
 fn header_values<'a>(req: &'a Request<'a>, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
