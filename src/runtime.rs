@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why the relay could not start or stopped with an error.
 #[derive(Debug)]
@@ -213,6 +213,7 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
         shard.count(),
         settings.relay.clone(),
         Box::new(MeshPort(shard.clone())),
+        Instant::now(),
     );
     spawn_mesh_tasks(&shard, &relay, control_rx, data_rx);
     let config = match quic::server_config(&settings.quic, &settings.cert_pem, &settings.key_pem) {
@@ -296,7 +297,7 @@ fn spawn_mesh_tasks(
         let relay = relay.clone();
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {
-                relay.handle_control(msg);
+                relay.handle_control(msg, Instant::now());
             }
         })
         .detach();
@@ -305,7 +306,7 @@ fn spawn_mesh_tasks(
         let relay = relay.clone();
         glommio::spawn_local(async move {
             while let Some(msg) = rx.recv().await {
-                relay.handle_data(msg);
+                relay.handle_data(msg, Instant::now());
             }
         })
         .detach();
@@ -313,12 +314,12 @@ fn spawn_mesh_tasks(
     for to in (0..shard.count()).filter(|&to| to != shard.id()) {
         let (relay_c, shard_c) = (relay.clone(), shard.clone());
         glommio::spawn_local(async move {
-            let wake = relay_c.control_outbox().wake(to);
+            let wake = relay_c.mesh().control_outbox().wake(to);
             loop {
                 wake.notified().await;
-                while let Some(msg) = relay_c.control_outbox().take(to) {
+                while let Some(msg) = relay_c.mesh().control_outbox().take(to) {
                     let sent = shard_c.send_control(to, msg).await;
-                    relay_c.control_outbox().sent(to);
+                    relay_c.mesh().control_outbox().sent(to);
                     if sent.is_err() {
                         return;
                     }
@@ -328,12 +329,12 @@ fn spawn_mesh_tasks(
         .detach();
         let (relay_d, shard_d) = (relay.clone(), shard.clone());
         glommio::spawn_local(async move {
-            let wake = relay_d.data_outbox().wake(to);
+            let wake = relay_d.mesh().data_outbox().wake(to);
             loop {
                 wake.notified().await;
-                while let Some(msg) = relay_d.data_outbox().take(to) {
+                while let Some(msg) = relay_d.mesh().data_outbox().take(to) {
                     let sent = shard_d.send_data(to, msg).await;
-                    relay_d.data_outbox().sent(to);
+                    relay_d.mesh().data_outbox().sent(to);
                     if sent.is_err() {
                         return;
                     }
@@ -342,13 +343,31 @@ fn spawn_mesh_tasks(
         })
         .detach();
     }
-    let relay = relay.clone();
+    let local = relay.clone();
     glommio::spawn_local(async move {
-        let wake = relay.local_wake();
+        let wake = local.local_wake();
         loop {
             wake.notified().await;
-            relay.drain_local_control();
+            local.drain_local_control(Instant::now());
         }
     })
     .detach();
+    let relay = relay.clone();
+    glommio::spawn_local(async move { drive_timers(&relay).await }).detach();
+}
+
+/// Runs the relay's deadlines: sleeps until the earliest (or until an earlier one is
+/// scheduled) and hands the time in.
+async fn drive_timers(relay: &RelayShard) {
+    let wake = relay.timer_wake();
+    loop {
+        match relay.poll_timeout() {
+            Some(at) => {
+                let sleep = glommio::timer::sleep(at.saturating_duration_since(Instant::now()));
+                futures_lite::future::or(sleep, wake.notified()).await;
+            }
+            None => wake.notified().await,
+        }
+        relay.on_timeout(Instant::now());
+    }
 }

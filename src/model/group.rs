@@ -36,13 +36,13 @@ pub struct Group {
 }
 
 impl Group {
-    pub(crate) fn new(sequence: u64) -> Self {
+    pub(crate) fn new(sequence: u64, now: Instant) -> Self {
         Self {
             sequence,
             frames: RefCell::new(Vec::new()),
             state: Cell::new(GroupState::Open),
             bytes: Cell::new(0),
-            last_write: Cell::new(Instant::now()),
+            last_write: Cell::new(now),
         }
     }
 
@@ -80,25 +80,25 @@ impl Group {
         self.last_write.get()
     }
 
-    /// Appends a frame; returns false (and changes nothing) once the group has ended.
-    pub(crate) fn push(&self, frame: Frame) -> bool {
+    /// Appends a frame at `now`; returns false (and changes nothing) once the group has ended.
+    pub(crate) fn push(&self, frame: Frame, now: Instant) -> bool {
         if self.state.get() != GroupState::Open {
             return false;
         }
         self.bytes.set(self.bytes.get() + frame.payload.len());
         self.frames.borrow_mut().push(frame);
-        self.last_write.set(Instant::now());
+        self.last_write.set(now);
         true
     }
 
-    /// Ends the group: `None` is a clean finish, `Some(code)` a reset.
-    pub(crate) fn end(&self, code: Option<u64>) {
+    /// Ends the group at `now`: `None` is a clean finish, `Some(code)` a reset.
+    pub(crate) fn end(&self, code: Option<u64>, now: Instant) {
         if self.state.get() == GroupState::Open {
             self.state.set(match code {
                 None => GroupState::Complete,
                 Some(code) => GroupState::Aborted(code),
             });
-            self.last_write.set(Instant::now());
+            self.last_write.set(now);
         }
     }
 }

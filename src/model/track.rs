@@ -180,9 +180,10 @@ impl Track {
         events
     }
 
-    /// Applies one event; returns false when it was refused (a duplicate group, a frame for
-    /// an unknown or ended group), which a publisher-facing caller answers with a reset.
-    pub fn apply(&self, event: TrackEvent) -> bool {
+    /// Applies one event that happened at `now`; returns false when it was refused (a
+    /// duplicate group, a frame for an unknown or ended group), which a publisher-facing
+    /// caller answers with a reset.
+    pub fn apply(&self, event: TrackEvent, now: Instant) -> bool {
         let applied = match event {
             TrackEvent::Info(mut info) => {
                 info.max_age_ms = info.max_age_ms.min(self.limits.max_age.as_millis() as u64);
@@ -192,11 +193,11 @@ impl Track {
                 self.info.set(Some(info));
                 true
             }
-            TrackEvent::GroupStart(sequence) => self.start_group(sequence),
-            TrackEvent::Frame { group, frame } => self.push_frame(group, frame),
+            TrackEvent::GroupStart(sequence) => self.start_group(sequence, now),
+            TrackEvent::Frame { group, frame } => self.push_frame(group, frame, now),
             TrackEvent::GroupEnd { group, code } => match self.group(group) {
                 Some(g) => {
-                    g.end(code);
+                    g.end(code, now);
                     true
                 }
                 None => false,
@@ -206,7 +207,7 @@ impl Track {
                     self.end.set(Some(end));
                     if let TrackEnd::Failed(code) = end {
                         for group in self.groups.borrow().values() {
-                            group.end(Some(code));
+                            group.end(Some(code), now);
                         }
                     }
                 }
@@ -220,9 +221,9 @@ impl Track {
     }
 
     /// Aborts every group still open (publisher loss) with `code`.
-    pub fn abort_open_groups(&self, code: u64) {
+    pub fn abort_open_groups(&self, code: u64, now: Instant) {
         for group in self.groups.borrow().values() {
-            group.end(Some(code));
+            group.end(Some(code), now);
         }
         self.changed();
     }
@@ -236,7 +237,7 @@ impl Track {
             .map_or(0, |s| s.saturating_add(1))
     }
 
-    fn start_group(&self, sequence: u64) -> bool {
+    fn start_group(&self, sequence: u64, now: Instant) -> bool {
         if self.end.get().is_some() {
             return false;
         }
@@ -244,27 +245,28 @@ impl Track {
         if groups.contains_key(&sequence) {
             return false;
         }
-        groups.insert(sequence, Rc::new(Group::new(sequence)));
+        groups.insert(sequence, Rc::new(Group::new(sequence, now)));
         let bytes = Self::prune(
             &mut groups,
             self.cached_bytes.get(),
             self.window(),
             &self.limits,
+            now,
         );
         self.cached_bytes.set(bytes);
         true
     }
 
-    fn push_frame(&self, sequence: u64, frame: Frame) -> bool {
+    fn push_frame(&self, sequence: u64, frame: Frame, now: Instant) -> bool {
         let Some(group) = self.group(sequence) else {
             return false;
         };
         if group.bytes() + frame.payload.len() > self.limits.max_group_bytes {
-            group.end(Some(GROUP_TOO_LARGE));
+            group.end(Some(GROUP_TOO_LARGE), now);
             return true;
         }
         let len = frame.payload.len();
-        let pushed = group.push(frame);
+        let pushed = group.push(frame, now);
         if pushed {
             self.cached_bytes.set(self.cached_bytes.get() + len);
         }
@@ -291,11 +293,11 @@ impl Track {
         mut bytes: usize,
         window: Duration,
         limits: &CacheLimits,
+        now: Instant,
     ) -> usize {
         let Some(&latest) = groups.keys().next_back() else {
             return bytes;
         };
-        let now = Instant::now();
         while let Some(oldest) = groups.first_entry() {
             if *oldest.key() == latest || now.duration_since(oldest.get().last_write()) <= window {
                 break;
@@ -341,26 +343,36 @@ mod tests {
 
     #[test]
     fn replica_rebuilt_from_snapshot_matches_owner() {
+        let now = Instant::now();
         let owner = Track::new("b".into(), "t".into(), CacheLimits::default());
-        owner.apply(TrackEvent::Info(TrackInfo::default()));
-        owner.apply(TrackEvent::GroupStart(4));
-        owner.apply(TrackEvent::Frame {
-            group: 4,
-            frame: frame(1, b"a"),
-        });
-        owner.apply(TrackEvent::GroupEnd {
-            group: 4,
-            code: None,
-        });
-        owner.apply(TrackEvent::GroupStart(5));
-        owner.apply(TrackEvent::Frame {
-            group: 5,
-            frame: frame(2, b"b"),
-        });
+        owner.apply(TrackEvent::Info(TrackInfo::default()), now);
+        owner.apply(TrackEvent::GroupStart(4), now);
+        owner.apply(
+            TrackEvent::Frame {
+                group: 4,
+                frame: frame(1, b"a"),
+            },
+            now,
+        );
+        owner.apply(
+            TrackEvent::GroupEnd {
+                group: 4,
+                code: None,
+            },
+            now,
+        );
+        owner.apply(TrackEvent::GroupStart(5), now);
+        owner.apply(
+            TrackEvent::Frame {
+                group: 5,
+                frame: frame(2, b"b"),
+            },
+            now,
+        );
 
         let replica = Track::new("b".into(), "t".into(), CacheLimits::default());
         for event in owner.snapshot() {
-            assert!(replica.apply(event));
+            assert!(replica.apply(event, now));
         }
         assert_eq!(replica.info(), owner.info());
         assert_eq!(replica.latest().unwrap().sequence, 5);
@@ -370,34 +382,42 @@ mod tests {
 
     #[test]
     fn duplicate_groups_and_orphan_frames_are_refused() {
+        let now = Instant::now();
         let track = Track::new("b".into(), "t".into(), CacheLimits::default());
-        assert!(track.apply(TrackEvent::GroupStart(1)));
-        assert!(!track.apply(TrackEvent::GroupStart(1)));
-        assert!(!track.apply(TrackEvent::Frame {
-            group: 9,
-            frame: frame(1, b"x")
-        }));
+        assert!(track.apply(TrackEvent::GroupStart(1), now));
+        assert!(!track.apply(TrackEvent::GroupStart(1), now));
+        assert!(!track.apply(
+            TrackEvent::Frame {
+                group: 9,
+                frame: frame(1, b"x")
+            },
+            now
+        ));
     }
 
     #[test]
     fn oversized_group_is_aborted_and_cache_is_bounded() {
+        let now = Instant::now();
         let limits = CacheLimits {
             max_group_bytes: 4,
             max_groups: 3,
             ..CacheLimits::default()
         };
         let track = Track::new("b".into(), "t".into(), limits);
-        track.apply(TrackEvent::GroupStart(0));
-        track.apply(TrackEvent::Frame {
-            group: 0,
-            frame: frame(1, b"12345"),
-        });
+        track.apply(TrackEvent::GroupStart(0), now);
+        track.apply(
+            TrackEvent::Frame {
+                group: 0,
+                frame: frame(1, b"12345"),
+            },
+            now,
+        );
         assert_eq!(
             track.group(0).unwrap().state(),
             GroupState::Aborted(GROUP_TOO_LARGE)
         );
         for seq in 1..10 {
-            track.apply(TrackEvent::GroupStart(seq));
+            track.apply(TrackEvent::GroupStart(seq), now);
         }
         assert_eq!(track.latest().unwrap().sequence, 9);
         assert!(track.group(6).is_none());
@@ -406,16 +426,20 @@ mod tests {
 
     #[test]
     fn max_age_is_clamped_by_the_cache_limit() {
+        let now = Instant::now();
         let limits = CacheLimits {
             max_age: Duration::from_secs(1),
             ..CacheLimits::default()
         };
         let track = Track::new("b".into(), "t".into(), limits);
-        track.apply(TrackEvent::Info(TrackInfo {
-            priority: 1,
-            max_age_ms: 30_000,
-            timescale: 0,
-        }));
+        track.apply(
+            TrackEvent::Info(TrackInfo {
+                priority: 1,
+                max_age_ms: 30_000,
+                timescale: 0,
+            }),
+            now,
+        );
         let info = track.info().unwrap();
         assert_eq!(info.max_age_ms, 1000);
         assert_eq!(info.timescale, 1000);
@@ -428,26 +452,27 @@ mod byte_budget {
     use bytes::Bytes;
 
     /// Starts each group of `sequences` and writes one 4-byte frame into it.
-    fn start_groups_of_four_bytes(track: &Track, sequences: std::ops::Range<u64>) {
+    fn start_groups_of_four_bytes(track: &Track, sequences: std::ops::Range<u64>, now: Instant) {
         for seq in sequences {
-            track.apply(TrackEvent::GroupStart(seq));
+            track.apply(TrackEvent::GroupStart(seq), now);
             let frame = Frame {
                 timestamp: seq,
                 payload: Bytes::from_static(b"abcd"),
             };
-            track.apply(TrackEvent::Frame { group: seq, frame });
+            track.apply(TrackEvent::Frame { group: seq, frame }, now);
         }
     }
 
     #[test]
     fn the_oldest_groups_go_when_a_track_exceeds_its_byte_budget() {
+        let now = Instant::now();
         let limits = CacheLimits {
             max_track_bytes: 10,
             ..CacheLimits::default()
         };
         let track = Track::new("b".into(), "t".into(), limits);
-        start_groups_of_four_bytes(&track, 0..4);
-        track.apply(TrackEvent::GroupStart(4));
+        start_groups_of_four_bytes(&track, 0..4, now);
+        track.apply(TrackEvent::GroupStart(4), now);
         // 4 bytes per group: groups 2 and 3 (8 bytes) and the empty latest fit; 0 and 1 went.
         assert!(track.group(1).is_none());
         assert!(track.group(2).is_some() && track.group(3).is_some() && track.group(4).is_some());
@@ -455,20 +480,21 @@ mod byte_budget {
 
     #[test]
     fn idle_groups_expire_and_give_their_bytes_back_to_the_budget() {
+        let now = Instant::now();
         let limits = CacheLimits {
             max_age: Duration::from_millis(20),
             max_track_bytes: 12,
             ..CacheLimits::default()
         };
         let track = Track::new("b".into(), "t".into(), limits);
-        start_groups_of_four_bytes(&track, 0..3);
-        std::thread::sleep(Duration::from_millis(40));
+        start_groups_of_four_bytes(&track, 0..3, now);
+        let now = now + Duration::from_millis(40);
         // Group 2 was the latest, so it stayed; now it is idle too, and goes with 0 and 1.
-        track.apply(TrackEvent::GroupStart(3));
+        track.apply(TrackEvent::GroupStart(3), now);
         assert!((0..3).all(|seq| track.group(seq).is_none()));
         // With the expired bytes given back, three fresh 4-byte groups fit the 12-byte budget.
-        start_groups_of_four_bytes(&track, 3..6);
-        track.apply(TrackEvent::GroupStart(6));
+        start_groups_of_four_bytes(&track, 3..6, now);
+        track.apply(TrackEvent::GroupStart(6), now);
         assert!((3..7).all(|seq| track.group(seq).is_some()));
     }
 }

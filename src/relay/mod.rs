@@ -1,18 +1,36 @@
 //! The relay as one shard runs it: the shard-local state (announced set, track entries,
-//! owned broadcasts, sessions) and the mesh traffic that keeps shards in step.
+//! owned broadcasts, sessions) and the mesh traffic that keeps shards in step, as a sans-IO
+//! state machine a driver feeds with messages and time.
 //!
 //! A broadcast path hashes to an owning shard. The owner keeps the routes, the one upstream
 //! subscription per track and the authoritative cache; every other shard with subscribers
 //! keeps a replica fed over the data lane, so a group crosses each core boundary once.
+//!
+//! Files, with arrows pointing one way: `messages` (what crosses the mesh), `outbox` and
+//! `data_outbox` (queues and the media drop policy) under `mesh` (the sending side);
+//! `routes` (who can serve a path), `track_table` (entries and their demand), `upstream`
+//! (session inboxes) and `timers` (deadlines), all composed by `shard`; `handle` (a
+//! session's use of a track) on top. `harness` (tests only) drives several shards with no
+//! sockets and a fake clock.
 
 mod data_outbox;
+mod handle;
+mod mesh;
 mod messages;
 mod outbox;
-mod owner;
+mod routes;
 mod shard;
-mod tracks;
+mod timers;
+mod track_table;
+mod upstream;
+
+#[cfg(test)]
+mod harness;
 
 pub use data_outbox::{DataDrops, DataOutbox};
+pub use handle::TrackHandle;
+pub use mesh::{Mesh, MeshDrops, MeshPort};
 pub use messages::{Control, Data, SessionRef};
-pub use shard::{MeshDrops, MeshPort, RelayConfig, RelayShard, UpstreamInbox, UpstreamRequest};
-pub use tracks::TrackHandle;
+pub use outbox::Outbox;
+pub use shard::{RelayConfig, RelayShard, ShardStats, IDLE_GRACE, TEARDOWN_DELAY};
+pub use upstream::{UpstreamInbox, UpstreamRequest};

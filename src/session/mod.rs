@@ -89,6 +89,8 @@ pub struct Session {
     inbox: Rc<UpstreamInbox>,
     /// When the session's token expires; the session is closed then.
     expires_at: Option<Instant>,
+    /// The time of the current step, as the driver gave it.
+    now: Instant,
     /// Peer streams that became active on authorization and still need a first look.
     activated: Vec<StreamId>,
     closed: bool,
@@ -110,6 +112,7 @@ impl Session {
     ) -> Self {
         let events = Notify::forwarding_to(notify.clone());
         let (me, inbox) = env.shard.register_session(events.clone());
+        let now = env.shard.now();
         Self {
             env,
             version,
@@ -123,6 +126,7 @@ impl Session {
             me,
             inbox,
             expires_at: None,
+            now,
             activated: Vec::new(),
             closed: false,
             events,
@@ -135,11 +139,14 @@ impl Session {
         self.expires_at.filter(|_| !self.closed)
     }
 
-    /// Runs the session: reads, reacts, writes. Closes the transport on fatal errors.
-    pub fn poll(&mut self, streams: &mut dyn Streams) {
+    /// Runs the session at `now`: reads, reacts, writes. Closes the transport on fatal
+    /// errors.
+    pub fn poll(&mut self, streams: &mut dyn Streams, now: Instant) {
         if self.closed {
             return;
         }
+        self.now = now;
+        self.env.shard.advance(now);
         if let Err(close) = self.step(streams) {
             tracing::info!(code = close.code, reason = %close.reason, "closing session");
             streams.close(close.code, &close.reason);
@@ -149,7 +156,7 @@ impl Session {
 
     fn step(&mut self, streams: &mut dyn Streams) -> Result<(), Close> {
         self.react_due |= self.events.take();
-        if self.expires_at.is_some_and(|at| Instant::now() >= at) {
+        if self.expires_at.is_some_and(|at| self.now >= at) {
             return Err(Close {
                 code: error_code::session::UNAUTHORIZED,
                 reason: "the token expired".into(),
@@ -220,7 +227,7 @@ impl Session {
         }
         tracing::info!(root = %scope.root, publish = ?scope.publish, subscribe = ?scope.subscribe, version = %self.version, expires = ?grant.expires, "session authorized");
         self.scope = Some(Rc::new(scope));
-        self.expires_at = grant.expires.and_then(instant_of_unix);
+        self.expires_at = grant.expires.and_then(|exp| instant_of_unix(exp, self.now));
         self.on_authorized()
     }
 
@@ -506,12 +513,13 @@ impl Drop for Session {
     }
 }
 
-/// The monotonic instant of a unix time (now, if it has passed).
 /// The instant a token's `exp` (unix seconds, peer-chosen) falls on; `None` when it lies beyond
 /// what the monotonic clock can represent, i.e. never in practice.
-fn instant_of_unix(unix: u64) -> Option<Instant> {
-    let now = crate::auth::unix_now();
-    Instant::now().checked_add(std::time::Duration::from_secs(unix.saturating_sub(now)))
+fn instant_of_unix(unix: u64, now: Instant) -> Option<Instant> {
+    let unix_now = crate::auth::unix_now();
+    now.checked_add(std::time::Duration::from_secs(
+        unix.saturating_sub(unix_now),
+    ))
 }
 
 fn unauthorized(err: AuthError) -> Close {

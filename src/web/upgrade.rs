@@ -85,7 +85,7 @@ pub async fn run(env: &WebEnv, mut stream: TcpStream, request: Request, leftover
     }
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        session.poll(&mut ws.conn);
+        session.poll(&mut ws.conn, Instant::now());
         while let Some(bytes) = ws.poll_bytes() {
             if stream.write_all(&bytes).await.is_err() {
                 return;

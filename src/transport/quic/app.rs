@@ -54,7 +54,7 @@ impl App {
     /// Runs the application after packets arrived or something woke it.
     pub fn poll(&mut self, env: &Rc<SessionEnv>, conn: &Connection, notify: &Rc<Notify>) {
         match self {
-            App::Moq(session) => conn.with_streams(|streams| session.poll(streams)),
+            App::Moq(session) => conn.with_streams(|streams| session.poll(streams, Instant::now())),
             App::WebTransport {
                 h3,
                 session,
@@ -104,7 +104,7 @@ impl App {
                 }
                 if let Some(session) = session.as_mut() {
                     let mut streams = h3.streams(&mut q);
-                    session.poll(&mut streams);
+                    session.poll(&mut streams, Instant::now());
                 }
                 if h3.is_closed() && !q.is_closed() && !q.is_draining() {
                     // Let the capsule or the refusal go out (and be acknowledged) first.
