@@ -9,6 +9,8 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+#[cfg(test)]
+mod harness;
 pub mod model;
 pub mod notify;
 pub mod path;

@@ -10,8 +10,8 @@
 //! `data_outbox` (queues and the media drop policy) under `mesh` (the sending side);
 //! `routes` (who can serve a path), `track_table` (entries and their demand), `upstream`
 //! (session inboxes) and `timers` (deadlines), all composed by `shard`; `handle` (a
-//! session's use of a track) on top. `harness` (tests only) drives several shards with no
-//! sockets and a fake clock.
+//! session's use of a track) on top. The crate's test `harness` drives several shards, with
+//! sessions on them, through in-memory lanes and connections and a fake clock.
 
 mod data_outbox;
 mod handle;
@@ -23,9 +23,6 @@ mod shard;
 mod timers;
 mod track_table;
 mod upstream;
-
-#[cfg(test)]
-mod harness;
 
 pub use data_outbox::{DataDrops, DataOutbox};
 pub use handle::TrackHandle;
