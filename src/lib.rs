@@ -16,6 +16,7 @@ pub mod notify;
 pub mod path;
 pub mod relay;
 pub mod runtime;
+pub mod server;
 pub mod session;
 pub mod transport;
 pub mod web;

@@ -6,7 +6,8 @@ use crate::config::{Config, TlsConfig};
 use crate::model::CacheLimits;
 use crate::relay::{Control, Data, RelayConfig, RelayShard};
 use crate::session::SessionEnv;
-use crate::transport::quic::{self, Endpoint, PacketOut, QuicSettings};
+use crate::server::quic::QuicHandler;
+use crate::transport::quic::{self, Endpoint, PacketOut, QuicSettings, ShardPlace};
 use crate::transport::tls;
 use crate::web::{self, WebEnv};
 use shards::udp::{RecvBatch, Transmit, UdpSocket};
@@ -232,8 +233,18 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
             verifier: settings.verifier.clone(),
         },
     });
+    let place = ShardPlace {
+        id,
+        count: shard.count(),
+        forward: {
+            let relay = relay.clone();
+            Box::new(move |to, from, local, payload| relay.forward_packet(to, from, local, payload))
+        },
+    };
+    let handler = Rc::new(QuicHandler { env: env.clone() });
     let endpoint = Endpoint::new(
-        env.clone(),
+        place,
+        handler,
         config,
         Rc::new(UdpOut(udp.clone())),
         MAX_CONNECTIONS_PER_SHARD,

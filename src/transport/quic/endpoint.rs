@@ -1,12 +1,18 @@
 //! A shard's QUIC endpoint: routes datagrams to connections by connection id, accepts new
-//! connections, forwards misrouted packets to their owning shard, and runs one driver task
-//! per connection.
+//! connections, dials out, forwards misrouted packets to their owning shard, and runs one
+//! driver task per connection with the application a [`ConnectionHandler`] (or the dialer)
+//! chose for it.
+//!
+//! Connections we dial use the shard's own socket: their connection ids name the shard like
+//! every other, so a reply the kernel hands to another shard is forwarded here. That holds
+//! for the server's Initial too, whose destination id is the one we chose: an Initial whose
+//! id names another shard goes to that shard, which either knows it (a dialed connection) or
+//! accepts it (a client that happened to pick such an id).
 
 use super::alarm::Alarm;
-use super::app::App;
 use super::cid::{self, CID_LEN};
 use super::connection::Connection;
-use crate::session::SessionEnv;
+use super::handler::{ConnectionApp, ConnectionHandler, DialedApp};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -26,9 +32,26 @@ pub trait PacketOut {
 /// Largest UDP payload we send (quiche's path MTU discovery decides below it).
 const MAX_DATAGRAM: usize = super::config::MAX_UDP_PAYLOAD;
 
+/// Hands a datagram to the shard owning its connection: (shard, from, local, payload).
+pub type Forward = Box<dyn Fn(usize, SocketAddr, SocketAddr, Bytes)>;
+
+/// Which shard of how many an endpoint runs on, and how it reaches the others.
+pub struct ShardPlace {
+    pub id: usize,
+    pub count: usize,
+    pub forward: Forward,
+}
+
+/// How a connection's application is chosen once its handshake completes.
+enum Start {
+    Accepted,
+    Dialed(DialedApp),
+}
+
 /// A shard's QUIC endpoint.
 pub struct Endpoint {
-    env: Rc<SessionEnv>,
+    place: ShardPlace,
+    handler: Rc<dyn ConnectionHandler>,
     config: RefCell<quiche::Config>,
     conns: RefCell<HashMap<Vec<u8>, Rc<Connection>>>,
     out: Rc<dyn PacketOut>,
@@ -40,8 +63,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// An endpoint on `place` accepting with `config` (a server configuration) and running
+    /// what `handler` picks on each accepted connection.
     pub fn new(
-        env: Rc<SessionEnv>,
+        place: ShardPlace,
+        handler: Rc<dyn ConnectionHandler>,
         config: quiche::Config,
         out: Rc<dyn PacketOut>,
         max_connections: usize,
@@ -49,7 +75,8 @@ impl Endpoint {
     ) -> Rc<Self> {
         let segments = out.max_segments().max(1);
         Rc::new(Self {
-            env,
+            place,
+            handler,
             config: RefCell::new(config),
             conns: RefCell::new(HashMap::new()),
             out,
@@ -90,19 +117,19 @@ impl Endpoint {
             conn.notify.notify();
             return;
         }
-        let shard = &self.env.shard;
-        if header.ty != quiche::Type::Initial {
-            match cid::owner(&header.dcid, shard.count) {
-                Some(owner) if owner != shard.id && !forwarded => {
-                    let forwarded = self.forwarded.get() + 1;
-                    self.forwarded.set(forwarded);
-                    if forwarded.is_power_of_two() {
-                        tracing::info!(from = %from, shard = shard.id, to_shard = owner, forwarded, "forwarding misrouted packets to their connection's shard");
-                    }
-                    shard.forward_packet(owner, from, local, Bytes::copy_from_slice(data));
-                }
-                _ => tracing::trace!(from = %from, "packet for an unknown connection dropped"),
+        let shard = &self.place;
+        let owner = cid::owner(&header.dcid, shard.count).filter(|&o| o != shard.id);
+        if let Some(owner) = owner.filter(|_| !forwarded) {
+            let count = self.forwarded.get() + 1;
+            self.forwarded.set(count);
+            if count.is_power_of_two() {
+                tracing::info!(from = %from, shard = shard.id, to_shard = owner, forwarded = count, "forwarding misrouted packets to their connection's shard");
             }
+            (shard.forward)(owner, from, local, Bytes::copy_from_slice(data));
+            return;
+        }
+        if header.ty != quiche::Type::Initial {
+            tracing::trace!(from = %from, "packet for an unknown connection dropped");
             return;
         }
         if !quiche::version_is_supported(header.version) {
@@ -139,7 +166,37 @@ impl Endpoint {
             .recv(data, quiche::RecvInfo { from, to: local });
         tracing::debug!(from = %from, shard = shard.id, "connection accepted");
         let endpoint = self.clone();
-        glommio::spawn_local(async move { endpoint.drive(conn).await }).detach();
+        glommio::spawn_local(async move { endpoint.drive(conn, Start::Accepted).await }).detach();
+    }
+
+    /// Dials `peer` from this shard's socket (bound at `local`) with a client `config`,
+    /// verifying the certificate for `server_name`; `app` runs on the connection once the
+    /// handshake completes. The connection's ids name this shard, so replies find it.
+    pub fn connect(
+        self: &Rc<Self>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        server_name: Option<&str>,
+        config: &mut quiche::Config,
+        app: DialedApp,
+    ) -> Result<Rc<Connection>, quiche::Error> {
+        let scid = cid::generate(self.place.id);
+        let quiche_conn = quiche::connect_with_buffer_factory(
+            server_name,
+            &quiche::ConnectionId::from_ref(&scid),
+            local,
+            peer,
+            config,
+        )?;
+        let conn = Connection::new(quiche_conn, false);
+        self.register(&conn, scid.to_vec());
+        self.live.set(self.live.get() + 1);
+        tracing::debug!(%peer, shard = self.place.id, "dialing");
+        let endpoint = self.clone();
+        let dialed = conn.clone();
+        glommio::spawn_local(async move { endpoint.drive(dialed, Start::Dialed(app)).await })
+            .detach();
+        Ok(conn)
     }
 
     /// Closes every connection (clean close) so peers learn at once that we are going.
@@ -181,7 +238,7 @@ impl Endpoint {
                 if q.scids_left() == 0 {
                     return;
                 }
-                let fresh = cid::generate(self.env.shard.id);
+                let fresh = cid::generate(self.place.id);
                 let token = rand::random::<u128>();
                 if q.new_scid(&quiche::ConnectionId::from_ref(&fresh), token, false)
                     .is_err()
@@ -194,14 +251,20 @@ impl Endpoint {
         }
     }
 
-    async fn drive(self: Rc<Self>, conn: Rc<Connection>) {
-        let mut app: Option<App> = None;
+    async fn drive(self: Rc<Self>, conn: Rc<Connection>, start: Start) {
+        let mut start = Some(start);
+        let mut app: Option<Box<dyn ConnectionApp>> = None;
         let mut last_send = Instant::now();
         let mut alarm = Alarm::default();
         loop {
             let established = conn.quiche.borrow().is_established();
             if established && app.is_none() {
-                let Some(started) = App::start(&self.env, &conn, &conn.notify) else {
+                let chosen = match start.take() {
+                    Some(Start::Accepted) => self.handler.accepted(&conn),
+                    Some(Start::Dialed(make)) => make(&conn),
+                    None => None,
+                };
+                let Some(chosen) = chosen else {
                     let _ = conn
                         .quiche
                         .borrow_mut()
@@ -209,25 +272,10 @@ impl Endpoint {
                     break;
                 };
                 self.issue_cids(&conn);
-                let peer = conn
-                    .quiche
-                    .borrow()
-                    .path_stats()
-                    .next()
-                    .map(|p| p.peer_addr);
-                let alpn = String::from_utf8_lossy(&conn.alpn()).into_owned();
-                match started {
-                    App::Moq(_) => {
-                        tracing::info!(peer = ?peer, shard = self.env.shard.id, version = %alpn, "session started (raw QUIC)")
-                    }
-                    App::WebTransport { .. } => {
-                        tracing::debug!(peer = ?peer, shard = self.env.shard.id, "HTTP/3 connection established")
-                    }
-                }
-                app = Some(started);
+                app = Some(chosen);
             }
             if let Some(app) = app.as_mut() {
-                app.poll(&self.env, &conn, &conn.notify);
+                app.poll(&conn);
                 self.issue_cids(&conn);
             }
             conn.drain_path_events();

@@ -1,14 +1,42 @@
 //! What runs on an established QUIC connection, by ALPN: a moq-lite session directly (a moq
-//! ALPN makes the connection the session), or WebTransport over HTTP/3 (`h3`) carrying one.
+//! ALPN makes the connection the session), or WebTransport over HTTP/3 (`h3`) carrying one,
+//! after its CONNECT passed authorization.
 
-use super::connection::Connection;
 use crate::auth::ConnectPath;
-use crate::notify::Notify;
 use crate::session::{Session, SessionEnv};
+use crate::transport::quic::{Connection, ConnectionApp, ConnectionHandler, QuicConnection};
 use crate::transport::webtransport::{Event, WebTransportSession};
 use crate::wire::{error_code, Version};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// Chooses the application of every connection a shard's endpoint accepts.
+pub struct QuicHandler {
+    pub env: Rc<SessionEnv>,
+}
+
+impl ConnectionHandler for QuicHandler {
+    fn accepted(&self, conn: &Rc<Connection>) -> Option<Box<dyn ConnectionApp>> {
+        let app = App::start(&self.env, conn)?;
+        let peer = conn
+            .quiche
+            .borrow()
+            .path_stats()
+            .next()
+            .map(|p| p.peer_addr);
+        let shard = self.env.shard.id;
+        match &app.kind {
+            Kind::Moq(_) => {
+                let alpn = String::from_utf8_lossy(&conn.alpn()).into_owned();
+                tracing::info!(peer = ?peer, shard, version = %alpn, "session started (raw QUIC)")
+            }
+            Kind::WebTransport { .. } => {
+                tracing::debug!(peer = ?peer, shard, "HTTP/3 connection established")
+            }
+        }
+        Some(Box::new(app))
+    }
+}
 
 /// The ALPN that selects WebTransport.
 pub const H3: &[u8] = b"h3";
@@ -20,7 +48,12 @@ const LINGER_MIN: Duration = Duration::from_millis(100);
 const LINGER_MAX: Duration = Duration::from_secs(2);
 
 /// The application on one connection.
-pub enum App {
+pub struct App {
+    env: Rc<SessionEnv>,
+    kind: Kind,
+}
+
+enum Kind {
     Moq(Session),
     WebTransport {
         h3: Box<WebTransportSession>,
@@ -33,29 +66,33 @@ pub enum App {
 
 impl App {
     /// Picks the application for the negotiated ALPN; `None` for one we do not serve.
-    pub fn start(env: &Rc<SessionEnv>, conn: &Connection, notify: &Rc<Notify>) -> Option<App> {
+    pub fn start(env: &Rc<SessionEnv>, conn: &Connection) -> Option<App> {
         let alpn = conn.alpn();
-        if alpn == H3 {
-            return Some(App::WebTransport {
+        let kind = if alpn == H3 {
+            Kind::WebTransport {
                 h3: Box::new(WebTransportSession::new()),
                 session: None,
                 close_at: None,
-            });
-        }
-        let version = Version::from_alpn(&alpn)?;
-        Some(App::Moq(Session::new(
-            env.clone(),
-            version,
-            notify.clone(),
-            None,
-        )))
+            }
+        } else {
+            let version = Version::from_alpn(&alpn)?;
+            Kind::Moq(Session::new(env.clone(), version, conn.notify.clone(), None))
+        };
+        Some(App {
+            env: env.clone(),
+            kind,
+        })
     }
+}
 
-    /// Runs the application after packets arrived or something woke it.
-    pub fn poll(&mut self, env: &Rc<SessionEnv>, conn: &Connection, notify: &Rc<Notify>) {
-        match self {
-            App::Moq(session) => conn.with_streams(|streams| session.poll(streams, Instant::now())),
-            App::WebTransport {
+impl ConnectionApp for App {
+    fn poll(&mut self, conn: &Rc<Connection>) {
+        let (env, notify) = (&self.env, &conn.notify);
+        match &mut self.kind {
+            Kind::Moq(session) => {
+                conn.with_streams(|streams| session.poll(streams, Instant::now()))
+            }
+            Kind::WebTransport {
                 h3,
                 session,
                 close_at,
@@ -124,11 +161,10 @@ impl App {
         }
     }
 
-    /// The next time the application wants to run without being woken.
-    pub fn deadline(&self) -> Option<Instant> {
-        match self {
-            App::Moq(session) => session.deadline(),
-            App::WebTransport {
+    fn deadline(&self) -> Option<Instant> {
+        match &self.kind {
+            Kind::Moq(session) => session.deadline(),
+            Kind::WebTransport {
                 session, close_at, ..
             } => {
                 let session = session.as_ref().and_then(|s| s.deadline());
@@ -142,7 +178,7 @@ impl App {
 }
 
 /// How long to wait before closing: 3·RTT, bounded by [`LINGER_MIN`] and [`LINGER_MAX`].
-fn linger(conn: &crate::transport::quic::QuicConnection) -> Duration {
+fn linger(conn: &QuicConnection) -> Duration {
     let rtt = conn.path_stats().next().map_or(Duration::ZERO, |p| p.rtt);
     (3 * rtt).clamp(LINGER_MIN, LINGER_MAX)
 }

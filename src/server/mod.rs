@@ -1,0 +1,10 @@
+//! The composition layer: the only room that knows every other. It decides which transport
+//! and ALPN becomes which session ([`quic`]), authorizes WebTransport CONNECTs and WebSocket
+//! upgrades before a session exists, and wires each shard's endpoint, sessions and relay
+//! state together.
+//!
+//! Below it, `transport/` moves bytes and knows nothing of sessions or auth; `session/` runs
+//! one moq-lite session over any [`Streams`](crate::transport::Streams); `relay/` keeps the
+//! shard's state.
+
+pub mod quic;
