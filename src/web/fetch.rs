@@ -1,16 +1,13 @@
 //! `GET /fetch/<broadcast>/<track>[?group=N|latest]`: one group's frame payloads, streamed
 //! as they arrive, from the relay's cache (subscribing upstream like any viewer).
 
+use super::env::WebEnv;
 use super::response;
-use super::server::WebEnv;
 use crate::model::{Demand, GroupState, TrackEnd};
 use crate::notify::Notify;
 use crate::wire::error_code::stream as code;
 use futures_lite::{AsyncWrite, AsyncWriteExt};
-use std::time::{Duration, Instant};
-
-/// How long a fetch waits for the broadcast, the track and the group.
-pub const FETCH_WAIT: Duration = Duration::from_secs(30);
+use std::time::Instant;
 
 /// How a fetch ended, for the connection to decide whether to keep going.
 pub enum Outcome {

@@ -1,8 +1,8 @@
 //! The request-to-response logic of the simple endpoints, and the dispatch to `/fetch`.
 
+use super::env::WebEnv;
 use super::request::Request;
 use super::response;
-use super::server::WebEnv;
 use crate::auth::ConnectPath;
 use crate::path;
 

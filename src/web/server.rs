@@ -2,48 +2,16 @@
 //! head within a deadline, route it, answer, and keep the connection for the next request
 //! or close it.
 
+use super::env::WebEnv;
 use super::fetch::{self, Outcome};
 use super::request::{self, Request};
 use super::response;
 use super::routes::{route, Route};
-use crate::auth::Auth;
-use crate::relay::RelayShard;
-use crate::session::SessionEnv;
+use super::upgrade;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-/// What the endpoints of one shard need.
-pub struct WebEnv {
-    /// The shard's relay state and access rules, shared with QUIC sessions.
-    pub session: Rc<SessionEnv>,
-    /// Lowercase hex SHA-256 of the leaf certificate's DER.
-    pub fingerprint: String,
-    /// How long a fetch waits for its broadcast, track and group.
-    pub fetch_wait: Duration,
-    live: Cell<usize>,
-}
-
-impl WebEnv {
-    pub fn new(session: Rc<SessionEnv>, fingerprint: String) -> Rc<Self> {
-        Rc::new(Self {
-            session,
-            fingerprint,
-            fetch_wait: fetch::FETCH_WAIT,
-            live: Cell::new(0),
-        })
-    }
-
-    pub fn shard(&self) -> &Rc<RelayShard> {
-        &self.session.shard
-    }
-
-    pub fn auth(&self) -> &Auth {
-        &self.session.auth
-    }
-}
 
 /// Most HTTP connections one shard serves at once; more are answered 503 and closed.
 const MAX_CONNECTIONS: usize = 4096;
@@ -94,9 +62,9 @@ async fn connection(env: &WebEnv, mut stream: TcpStream) {
                 break;
             }
         };
-        if super::upgrade::is_websocket(&request) {
+        if upgrade::is_websocket(&request) {
             let leftover = std::mem::take(&mut buf);
-            super::upgrade::run(env, stream, request, leftover).await;
+            upgrade::run(env, stream, request, leftover).await;
             return;
         }
         let keep = request.keep_alive();

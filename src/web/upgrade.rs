@@ -2,9 +2,9 @@
 //! session over QMux: bytes from the socket into the sans-IO WebSocket/QMux state machine,
 //! the session on its streams, bytes back out, and QMux's timers.
 
+use super::env::WebEnv;
 use super::request::Request;
 use super::response;
-use super::server::WebEnv;
 use crate::auth::ConnectPath;
 use crate::notify::Notify;
 use crate::session::Session;
