@@ -14,7 +14,6 @@ use shards::udp::{RecvBatch, Transmit, UdpSocket};
 use shards::Shard;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,8 +37,7 @@ const MAX_CONNECTIONS_PER_SHARD: usize = 100_000;
 struct ShardSettings {
     relay: RelayConfig,
     quic: QuicSettings,
-    cert_pem: PathBuf,
-    key_pem: PathBuf,
+    cert: tls::Certificate,
     fingerprint: String,
     public: Vec<String>,
     verifier: Option<Arc<Verifier>>,
@@ -64,11 +62,6 @@ pub fn run(
         TlsConfig::Files { cert, key } => tls::load(cert, key),
     }
     .map_err(|e| StartError(e.to_string()))?;
-    let dir = private_dir()
-        .map_err(|e| StartError(format!("cannot create a directory for TLS files: {e}")))?;
-    let (cert_pem, key_pem) = cert
-        .pem_files(&dir)
-        .map_err(|e| StartError(format!("cannot write TLS files to {}: {e}", dir.display())))?;
     let quic_settings = QuicSettings {
         idle_timeout: config.quic.idle_timeout,
         keep_alive: config.quic.keep_alive,
@@ -76,7 +69,7 @@ pub fn run(
         ..QuicSettings::default()
     };
     // Fail here, with a clear message, rather than on every shard.
-    quic::server_config(&quic_settings, &cert_pem, &key_pem)
+    quic::server_config(&quic_settings, &cert)
         .map_err(|e| StartError(format!("TLS certificate or key refused by QUIC: {e}")))?;
     let hop = config
         .cluster
@@ -108,9 +101,8 @@ pub fn run(
             control_backlog: config.limits.mesh_control_backlog,
         },
         quic: quic_settings,
-        cert_pem,
-        key_pem,
         fingerprint: cert.fingerprint_sha256.clone(),
+        cert,
         public: config.auth.public.clone(),
         verifier,
     });
@@ -123,7 +115,7 @@ pub fn run(
         data_capacity: config.limits.mesh_data_lane,
         ..shards::RuntimeConfig::default()
     };
-    let fingerprint = cert.fingerprint_sha256.clone();
+    let fingerprint = settings.fingerprint.clone();
     let result = shards::Runtime::new(runtime)
         .on_ready(move |ready: &shards::ReadyInfo| {
             on_ready(&Listening {
@@ -137,7 +129,6 @@ pub fn run(
             let settings = settings.clone();
             async move { shard_main(shard, settings).await }
         });
-    let _ = std::fs::remove_dir_all(&dir);
     result.map_err(|e| {
         // Name the configuration key behind a socket that could not be bound.
         let key = match &e {
@@ -157,16 +148,6 @@ pub fn run(
             _ => StartError(e.to_string()),
         }
     })
-}
-
-fn private_dir() -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!("moq-relay-{}", std::process::id()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .recursive(true)
-        .create(&dir)?;
-    Ok(dir)
 }
 
 /// The mesh as the relay state sees it.
@@ -217,7 +198,7 @@ async fn shard_main(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings
         Instant::now(),
     );
     spawn_mesh_tasks(&shard, &relay, control_rx, data_rx);
-    let config = match quic::server_config(&settings.quic, &settings.cert_pem, &settings.key_pem) {
+    let config = match quic::server_config(&settings.quic, &settings.cert) {
         Ok(config) => config,
         Err(e) => {
             tracing::error!(shard = id, error = %e, "QUIC configuration failed");

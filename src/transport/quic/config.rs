@@ -1,7 +1,7 @@
 //! The quiche configuration every shard builds for its endpoint.
 
+use crate::transport::tls::Certificate;
 use crate::wire::Version;
-use std::path::Path;
 use std::time::Duration;
 
 /// QUIC settings taken from the relay configuration.
@@ -37,15 +37,14 @@ pub fn alpn_list() -> Vec<&'static [u8]> {
     list
 }
 
-/// Builds a server configuration presenting the certificate in `cert`/`key` (PEM files).
+/// Builds a server configuration presenting `cert`, handed to BoringSSL from memory.
 ///
 /// ALPN is chosen by our list order (newest first), not the client's: quiche's built-in
 /// selection walks the client's list, so we install our own callback on its TLS context and
 /// leave quiche's application protocols unset on the server.
 pub fn server_config(
     settings: &QuicSettings,
-    cert: &Path,
-    key: &Path,
+    cert: &Certificate,
 ) -> Result<quiche::Config, quiche::Error> {
     let mut tls = boring::ssl::SslContextBuilder::new(boring::ssl::SslMethod::tls())
         .map_err(|_| quiche::Error::TlsFail)?;
@@ -53,9 +52,9 @@ pub fn server_config(
         shed_config_after_handshake(ssl);
         select_alpn(&alpn_list(), offered).ok_or(boring::ssl::AlpnError::NOACK)
     });
+    cert.configure(&mut tls)
+        .map_err(|_| quiche::Error::TlsFail)?;
     let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, tls)?;
-    config.load_cert_chain_from_pem_file(&cert.to_string_lossy())?;
-    config.load_priv_key_from_pem_file(&key.to_string_lossy())?;
     config.verify_peer(false);
     apply(&mut config, settings);
     Ok(config)

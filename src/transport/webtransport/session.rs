@@ -800,12 +800,16 @@ mod tests {
     use crate::transport::{StreamError, Streams};
     use std::net::SocketAddr;
 
-    fn config(server: Option<(&str, &str)>) -> quiche::Config {
-        let mut c = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
-        if let Some((cert, key)) = server {
-            c.load_cert_chain_from_pem_file(cert).unwrap();
-            c.load_priv_key_from_pem_file(key).unwrap();
-        }
+    fn config(server: Option<&tls::Certificate>) -> quiche::Config {
+        let mut c = match server {
+            Some(cert) => {
+                let mut ctx =
+                    boring::ssl::SslContextBuilder::new(boring::ssl::SslMethod::tls()).unwrap();
+                cert.configure(&mut ctx).unwrap();
+                quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, ctx).unwrap()
+            }
+            None => quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap(),
+        };
         c.verify_peer(false);
         c.set_application_protos(&[b"h3"]).unwrap();
         c.set_max_idle_timeout(5000);
@@ -821,14 +825,11 @@ mod tests {
     struct Pair {
         client: QuicConnection,
         server: QuicConnection,
-        _dir: tempfile::TempDir,
     }
 
     fn pair() -> Pair {
         let cert = tls::generate(&["localhost".into()]).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let (c, k) = cert.pem_files(dir.path()).unwrap();
-        let mut sc = config(Some((c.to_str().unwrap(), k.to_str().unwrap())));
+        let mut sc = config(Some(&cert));
         let mut cc = config(None);
         let caddr: SocketAddr = "127.0.0.1:1000".parse().unwrap();
         let saddr: SocketAddr = "127.0.0.1:2000".parse().unwrap();
@@ -838,11 +839,7 @@ mod tests {
             quiche::connect_with_buffer_factory(Some("localhost"), &ccid, caddr, saddr, &mut cc)
                 .unwrap();
         let server = quiche::accept_with_buf_factory(&scid, None, saddr, caddr, &mut sc).unwrap();
-        let mut p = Pair {
-            client,
-            server,
-            _dir: dir,
-        };
+        let mut p = Pair { client, server };
         p.shuttle();
         assert!(p.client.is_established() && p.server.is_established());
         p
