@@ -76,7 +76,12 @@ impl App {
             }
         } else {
             let version = Version::from_alpn(&alpn)?;
-            Kind::Moq(Session::new(env.clone(), version, conn.notify.clone(), None))
+            Kind::Moq(Session::new(
+                env.clone(),
+                version,
+                conn.notify.clone(),
+                None,
+            ))
         };
         Some(App {
             env: env.clone(),

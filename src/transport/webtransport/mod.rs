@@ -24,17 +24,26 @@
 //! draft-ietf-webtrans-http3; web-transport-proto 0.6.3 was read to cross-check them.
 
 pub mod capsule;
+mod client;
 pub mod connect;
+mod connect_stream;
+mod control;
 pub mod datagram;
+mod demux;
 mod error;
 pub mod error_code;
 pub mod frame;
 pub mod header;
 pub mod huffman;
+mod outbox;
+mod peers;
 pub mod qpack;
+mod read;
+mod server;
 pub mod session;
 pub mod settings;
 pub mod sfv;
+mod state;
 pub mod static_table;
 pub mod stream_type;
 mod streams;
@@ -42,6 +51,8 @@ mod varint;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod tests;
 
 pub use error::H3Error;
 pub use session::{Event, WebTransportSession};
