@@ -1,9 +1,14 @@
 //! QMux (draft qmux-00/01) over WebSocket messages, sans-IO: the frame codec, transport
 //! parameters, and a connection state machine that implements [`crate::transport::Streams`].
 
+mod config;
 mod connection;
+mod error;
+mod flow;
 pub mod frame;
 pub mod params;
+mod schedule;
+mod stream;
 mod varint;
 pub mod ws;
 
@@ -11,7 +16,9 @@ pub mod ws;
 mod tests;
 
 pub use crate::transport::websocket::QmuxVersion;
-pub use connection::{code, CloseReason, Config, Error, QmuxConnection, Role};
+pub use config::Config;
+pub use connection::{QmuxConnection, Role};
+pub use error::{code, CloseReason, Error};
 pub use frame::Frame;
 pub use params::Params;
 pub use ws::{WsEnd, WsQmux};
