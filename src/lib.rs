@@ -7,7 +7,6 @@
 //! CLI.
 
 pub mod auth;
-pub mod client;
 pub mod config;
 #[cfg(test)]
 mod harness;

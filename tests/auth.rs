@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::http::get;
 use common::Relay;
-use moq_relay::client::{Event, MoqClient};
+use moq_bench::client::{Event, MoqClient};
 use moq_relay::transport::quic::QuicSettings;
 use moq_relay::wire::{Role, Version};
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@ mod common;
 
 use common::http::{exchange, get};
 use common::Relay;
-use moq_relay::client::{Event, MoqClient};
+use moq_bench::client::{Event, MoqClient};
 use moq_relay::wire::Version;
 use std::io::{Read, Write};
 use std::net::TcpStream;

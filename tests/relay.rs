@@ -4,7 +4,7 @@
 mod common;
 
 use common::Relay;
-use moq_relay::client::{Event, MoqClient};
+use moq_bench::client::{Event, MoqClient};
 use moq_relay::wire::Version;
 use std::time::{Duration, Instant};
 
@@ -665,7 +665,7 @@ fn the_upstream_subscription_carries_the_aggregate_of_every_viewer() {
 
 #[test]
 fn the_relay_picks_the_newest_version_whatever_order_the_client_offers() {
-    use moq_relay::client::QuicClient;
+    use moq_bench::client::QuicClient;
     use moq_relay::transport::quic::QuicSettings;
     let relay = Relay::start("");
     let old_first: [&[u8]; 3] = [b"moq-lite-04", b"moq-lite-05", b"h3"];

@@ -6,6 +6,7 @@
 
 pub mod args;
 mod carrier;
+pub mod client;
 mod clock;
 mod conn;
 mod group;

@@ -8,7 +8,9 @@
 
 mod consume;
 mod egress;
-pub(crate) mod io;
+/// Public only for the blocking test client in `moq-bench` (`moq_bench::client`), which
+/// frames its streams with the same [`io::Inbound`]; not an API the relay offers.
+pub mod io;
 mod serve;
 
 use crate::auth::{Auth, AuthError, ConnectPath, Scope};

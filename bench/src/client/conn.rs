@@ -1,6 +1,8 @@
 //! The QUIC half of the client: handshake, packet pump, timers, and address migration.
 
-use crate::transport::quic::{client_config, QuicConnection, QuicSettings, QuicStreams, StreamIds};
+use moq_relay::transport::quic::{
+    client_config, QuicConnection, QuicSettings, QuicStreams, StreamIds,
+};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};

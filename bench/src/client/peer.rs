@@ -2,15 +2,15 @@
 //! and SUBSCRIBE) and subscribe to them, reporting everything that happens as [`Event`]s.
 
 use super::conn::QuicClient;
-use crate::session::io::{Inbound, ReadOutcome};
-use crate::transport::quic::QuicSettings;
-use crate::transport::{StreamError, StreamId, StreamMap, Streams};
-use crate::wire::{
+use bytes::Bytes;
+use moq_relay::session::io::{Inbound, ReadOutcome};
+use moq_relay::transport::quic::QuicSettings;
+use moq_relay::transport::{StreamError, StreamId, StreamMap, Streams};
+use moq_relay::wire::{
     self, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus, BidiType, FrameHeader,
     GroupHeader, Message, Setup, Subscribe, SubscribeResponse, SubscribeUpdate, TrackInfo,
     TrackRequest, UniType, Version,
 };
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -567,7 +567,7 @@ impl MoqClient {
                     .published
                     .iter()
                     .filter_map(|b| {
-                        crate::path::strip_prefix(b, &request.prefix).map(str::to_string)
+                        moq_relay::path::strip_prefix(b, &request.prefix).map(str::to_string)
                     })
                     .collect();
                 if v == Version::Lite05 {
