@@ -4,6 +4,7 @@
 use clap::Parser;
 use moq_relay::config::{self, init_logging, Cli};
 use moq_relay::runtime;
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -24,6 +25,9 @@ fn main() -> ExitCode {
             tracing::info!(%addr, "listening for HTTP");
         }
         tracing::info!(fingerprint = %listening.fingerprint, "certificate");
+        // The readiness line (runtime::READY), once, on stdout whatever the log level; a
+        // closed stdout must not stop the relay.
+        let _ = writeln!(std::io::stdout(), "{}", listening.ready_line());
         notify_systemd();
     });
     match result {

@@ -52,6 +52,29 @@ pub struct Listening {
     pub fingerprint: String,
 }
 
+/// How the `moq-relay` binary's readiness line starts. It prints the line on stdout exactly
+/// once, when every shard listens ([`Listening::ready_line`]); tests and scripts wait for it
+/// rather than for log wording, which may change.
+pub const READY: &str = "moq-relay ready";
+
+impl Listening {
+    /// `moq-relay ready quic=<addr>[,<addr>...] http=[<addr>[,<addr>...]]`.
+    pub fn ready_line(&self) -> String {
+        let list = |addrs: &[SocketAddr]| {
+            addrs
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            "{READY} quic={} http={}",
+            list(&self.quic),
+            list(&self.http)
+        )
+    }
+}
+
 /// Runs the relay until SIGINT/SIGTERM. `on_ready` is called once every shard is up.
 pub fn run(
     config: &Config,
