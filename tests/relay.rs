@@ -201,10 +201,13 @@ fn one_publisher_fans_out_to_fifty_subscribers_on_both_shards() {
         1,
         "one upstream subscription for 50 viewers"
     );
+    // Which shard took a session only the relay's log says; read it once the relay is gone.
+    let log = relay.stop();
     for shard in ["shard=0", "shard=1"] {
         assert!(
-            relay.count_log(|l| l.contains("session started") && l.contains(shard)) > 0,
-            "sessions landed on {shard}"
+            log.lines()
+                .any(|l| l.contains("session started") && l.contains(shard)),
+            "sessions landed on {shard}:\n{log}"
         );
     }
 }
@@ -458,6 +461,8 @@ fn malformed_bytes_close_that_session_and_nobody_else() {
 /// `active_connection_id_limit` (4) paths per connection and frees none whose connection id
 /// is still in use, so packets from a fifth address are dropped; each viewer moves twice.
 const MAX_REBINDS: usize = 2;
+/// NAT rebindings in all (each one a group delivered through the new port).
+const REBINDINGS: u64 = 20;
 
 /// A new viewer of `mover/t`, once its subscription has started.
 fn fresh_viewer(relay: &Relay, publisher: &mut MoqClient) -> MoqClient {
@@ -479,14 +484,14 @@ fn a_packet_arriving_on_the_wrong_shard_reaches_its_connection() {
     let mut viewer = announced_viewer(&relay, Version::Lite05, "/anon", "mover", &mut publisher);
     viewer.subscribe("mover", "t");
     wait_subscribed(&mut publisher, std::slice::from_mut(&mut viewer), 1);
-    let misrouted =
-        |relay: &Relay| relay.count_log(|l| l.contains("forwarding misrouted packets")) > 0;
     let mut seq = 0;
     let mut rebinds = 0;
     // Each NAT rebinding gives the viewer a new source port; the kernel's reuseport hash sends
     // about half of them to the other shard, which must forward them to the owner. After
-    // MAX_REBINDS a fresh viewer takes over.
-    while !misrouted(&relay) && seq < 40 {
+    // MAX_REBINDS a fresh viewer takes over. Which shard a port lands on only the relay's log
+    // says, so every rebinding is done, then the log is read after exit: with REBINDINGS
+    // ports, none lands on the other shard with probability 2^-REBINDINGS.
+    while seq < REBINDINGS {
         if rebinds == MAX_REBINDS {
             viewer = fresh_viewer(&relay, &mut publisher);
             rebinds = 0;
@@ -522,15 +527,15 @@ fn a_packet_arriving_on_the_wrong_shard_reaches_its_connection() {
         assert_eq!(frames_of(&viewer.events, seq), vec![payload.into_bytes()]);
         seq += 1;
     }
-    assert!(
-        misrouted(&relay),
-        "some rebinding landed on the other shard:\n{}",
-        relay.log_text()
-    );
     // And the connection keeps working after the forwarded packets.
     publisher.send_group("mover", "t", seq, &[b"last"]);
     assert!(wait_with(&mut viewer, &mut publisher, |e| groups_done(e)
         .contains(&seq)));
+    let log = relay.stop();
+    assert!(
+        log.contains("forwarding misrouted packets"),
+        "some rebinding landed on the other shard:\n{log}"
+    );
 }
 
 #[test]
@@ -742,17 +747,20 @@ fn peers_closing_quiet_connections_leave_every_shard_serving() {
     for mut client in quiet {
         let _ = client.quic.conn.close(true, 0, b"bye");
         let _ = client.quic.flush();
+        // Intentional: staggered closes spread the draining periods over the keep-alive
+        // timer, so some PING falls due inside one.
         std::thread::sleep(Duration::from_millis(15));
     }
-    std::thread::sleep(Duration::from_millis(300));
     // With nothing left to serve, the relay is idle: a connection spinning in its closing
     // period would burn a whole core (about 1 s of CPU here; an idle relay uses a few ms).
+    // The window opens at once: the last draining periods (a few ms) cost no CPU when right.
     let cpu = || {
         moq_bench::relay_process::read(relay.pid())
             .expect("relay running")
             .0
     };
     let before = cpu();
+    // Intentional: the measurement window (CPU used over one second of wall time).
     std::thread::sleep(Duration::from_secs(1));
     let used = cpu() - before;
     assert!(used < 0.5, "an idle relay used {used:.2} s of CPU in 1 s");

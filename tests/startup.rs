@@ -1,6 +1,8 @@
 //! Start-up failures of the real binary: each stops the relay promptly with a non-zero exit
 //! code and a message naming the file, the key and the reason.
 
+mod common;
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -102,30 +104,12 @@ fn too_many_shards_is_refused() {
 
 #[test]
 fn sigterm_stops_a_running_relay_cleanly() {
-    let (_dir, path) = config(VALID);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moq-relay"))
-        .args(["--shards", "2", &path])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening for QUIC") {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0,
-            "relay exited early"
-        );
-    }
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "clean exit after SIGTERM: {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "relay did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Started (and ready: it printed its readiness line) by the shared helper.
+    let relay = common::Relay::start("");
+    let (status, log) = relay.terminate(Duration::from_secs(10));
+    let status = status.unwrap_or_else(|| panic!("relay did not stop on SIGTERM:\n{log}"));
+    assert!(
+        status.success(),
+        "clean exit after SIGTERM: {status}\n{log}"
+    );
 }

@@ -1,24 +1,32 @@
 //! Shared helpers for the integration tests: start the real relay binary on loopback with a
-//! fresh port and real TLS, and read its log.
+//! fresh port and real TLS (ready once it prints its readiness line), and read its log once
+//! it has exited.
 
 #![allow(dead_code)]
 
 pub mod http;
 pub mod reference;
 
+use moq_bench::client::{Event, MoqClient};
+use moq_relay::wire::Version;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long the relay may take to print its readiness line.
+const START: Duration = Duration::from_secs(20);
 
 /// A running relay process, killed on drop.
 pub struct Relay {
-    child: Child,
+    child: Option<Child>,
     pub addr: SocketAddr,
     /// The HTTP listener (TCP).
     pub http: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,7 +64,8 @@ impl Relay {
         panic!("no port free for both UDP and TCP:\n{last}");
     }
 
-    /// Starts the relay, or returns its log if it did not come up.
+    /// Starts the relay and waits for its readiness line ([`moq_relay::runtime::READY`]), or
+    /// returns its output if it exited (or hung) without printing it.
     pub fn try_start_with(extra: &str, flags: &[&str]) -> Result<Relay, String> {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("relay.toml");
@@ -76,86 +85,163 @@ impl Relay {
             .spawn()
             .expect("relay binary starts");
         let log = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut readers = Vec::new();
+        for (stream, ready) in [
+            (
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+                Some(ready_tx),
+            ),
+            (Box::new(child.stderr.take().unwrap()), None),
         ] {
             let log = log.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     if std::env::var_os("RELAY_LOG").is_some() {
                         eprintln!("relay: {line}");
                     }
+                    if let Some(ready) = ready.as_ref().filter(|_| is_ready(&line)) {
+                        let _ = ready.send(line.clone());
+                    }
                     log.lock().unwrap().push(line);
                 }
-            });
+                // `ready` drops here: a relay that exits unready ends the wait at once.
+            }));
         }
         let mut relay = Relay {
-            child,
+            child: Some(child),
             addr: "127.0.0.1:0".parse().unwrap(),
             http: "127.0.0.1:0".parse().unwrap(),
             log,
+            readers,
             _dir: dir,
         };
-        let started = relay.wait_log(Duration::from_secs(20), |l| {
-            l.contains("listening for QUIC") || l.starts_with("moq-relay: ")
-        });
-        let Some(line) = started.filter(|l| l.contains("listening for QUIC")) else {
-            return Err(relay.log_text());
+        let Ok(line) = ready_rx.recv_timeout(START) else {
+            return Err(relay.stop());
         };
-        relay.addr = addr_in(&line);
-        if let Some(line) =
-            relay.wait_log(Duration::from_secs(1), |l| l.contains("listening for HTTP"))
-        {
-            relay.http = addr_in(&line);
+        relay.addr = first_addr(&line, "quic=").expect("the readiness line names a QUIC address");
+        if let Some(http) = first_addr(&line, "http=") {
+            relay.http = http;
         }
         Ok(relay)
     }
 
-    /// Waits for a log line matching `pred`.
-    pub fn wait_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| pred(l)) {
-                return Some(line.clone());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// The relay's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().expect("relay running").id()
     }
 
-    /// Every log line so far.
+    /// Every log line so far, for failure messages. Assertions on the log use [`Self::stop`].
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// How many log lines match `pred`.
-    pub fn count_log(&self, pred: impl Fn(&str) -> bool) -> usize {
-        self.log.lock().unwrap().iter().filter(|l| pred(l)).count()
+    /// Kills the relay and returns everything it printed (stdout and stderr, each in order).
+    /// For the few facts only the log shows (which shard or transport a session used, the
+    /// reason a token was refused), read once the process is gone, so nothing is still on its
+    /// way through the pipes.
+    pub fn stop(mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.collect()
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the relay to exit: its exit status (`None`
+    /// if it had to be killed) and everything it printed.
+    pub fn terminate(mut self, timeout: Duration) -> (Option<ExitStatus>, String) {
+        let mut child = self.child.take().expect("relay running");
+        // SAFETY: plain kill(2) on our own child, which has not been reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = wait_timeout(&mut child, timeout);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        (status, self.collect())
+    }
+
+    /// Joins the log readers (the process is gone, so they reach the end of its output).
+    fn collect(&mut self) -> String {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        self.log_text()
     }
 }
 
-fn addr_in(line: &str) -> SocketAddr {
-    let addr = line
-        .split("addr=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
-    addr.parse().unwrap()
+/// Whether `line` is the relay's readiness line.
+pub fn is_ready(line: &str) -> bool {
+    line.starts_with(moq_relay::runtime::READY)
+}
+
+/// The first address of the readiness line's `key=` list.
+fn first_addr(line: &str, key: &str) -> Option<SocketAddr> {
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix(key))?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Waits up to `timeout` for `child` to exit: its status, or `None` if it is still running
+/// (the caller decides what to do with it). Blocks in waitid(2) on a helper thread, which
+/// does not reap the child, so `child` stays usable either way.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let pid = child.id() as libc::id_t;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || loop {
+        // SAFETY: waitid(2) with a zeroed siginfo_t it fills in; WNOWAIT leaves the child
+        // for `Child::wait` to reap.
+        let exited = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if exited == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            let _ = tx.send(());
+            return;
+        }
+    });
+    rx.recv_timeout(timeout).ok()?;
+    child.wait().ok()
+}
+
+/// Connects a `version` viewer at `path` (raw QUIC) and waits until the relay announces `suffix` to it: the
+/// broadcast is live and routable. Returns the viewer, or its events if `suffix` did not show
+/// within `timeout`.
+pub fn await_announced(
+    relay: &Relay,
+    version: Version,
+    path: &str,
+    suffix: &str,
+    timeout: Duration,
+) -> Result<MoqClient, String> {
+    let mut viewer = MoqClient::connect(relay.addr, version, path)
+        .map_err(|e| format!("viewer at {path}: {e}"))?;
+    viewer.request_announces("");
+    let announced = |events: &[Event]| {
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Announced { suffix: s, active: true, .. } if s == suffix))
+    };
+    if viewer.wait_for(timeout, announced) {
+        Ok(viewer)
+    } else {
+        Err(format!(
+            "{suffix} not announced at {path}: {:?}",
+            viewer.events
+        ))
+    }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
