@@ -9,10 +9,11 @@
 //! Files, with arrows pointing one way: `messages` (what crosses the mesh), `outbox` and
 //! `data_outbox` (queues and the media drop policy) under `mesh` (the sending side);
 //! `routes` (who can serve a path), `track_table` (entries and their demand), `upstream`
-//! (session inboxes) and `timers` (deadlines), all composed by `shard`; `handle` (a
+//! (session inboxes), `timers` (deadlines) and `config`, all composed by `shard`; `handle` (a
 //! session's use of a track) on top. The crate's test `harness` drives several shards, with
 //! sessions on them, through in-memory lanes and connections and a fake clock.
 
+mod config;
 mod data_outbox;
 mod handle;
 mod mesh;
@@ -24,10 +25,11 @@ mod timers;
 mod track_table;
 mod upstream;
 
+pub use config::{RelayConfig, IDLE_GRACE, TEARDOWN_DELAY};
 pub use data_outbox::{DataDrops, DataOutbox};
 pub use handle::TrackHandle;
 pub use mesh::{Mesh, MeshDrops, MeshPort};
 pub use messages::{Control, Data, SessionRef};
 pub use outbox::Outbox;
-pub use shard::{RelayConfig, RelayShard, ShardStats, IDLE_GRACE, TEARDOWN_DELAY};
+pub use shard::{RelayShard, ShardStats};
 pub use upstream::{UpstreamInbox, UpstreamRequest};

@@ -8,13 +8,14 @@
 //! The shard never spawns a task, sleeps or reads the clock: every `now` it uses is one the
 //! driver gave it (the latest is kept, for work that starts from a session's call).
 
+use super::config::{RelayConfig, IDLE_GRACE, TEARDOWN_DELAY};
 use super::mesh::{Mesh, MeshDrops, MeshPort};
 use super::messages::{Control, Data, SessionRef};
 use super::routes::{RouteChange, Routes};
 use super::timers::Timers;
 use super::track_table::{EntryKind, OwnerState, Remote, TrackEntry, TrackKey, TrackTable};
 use super::upstream::{SessionInboxes, UpstreamInbox, UpstreamRequest};
-use crate::model::{AnnouncedSet, CacheLimits, Demand, Track, TrackEnd, TrackEvent};
+use crate::model::{AnnouncedSet, Demand, Track, TrackEnd, TrackEvent};
 use crate::notify::Notify;
 use crate::wire::error_code::stream as stream_code;
 use bytes::Bytes;
@@ -22,33 +23,6 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-
-/// Relay behaviour settings every shard shares.
-#[derive(Clone, Debug)]
-pub struct RelayConfig {
-    /// How long a broadcast whose publisher vanished stays announced.
-    pub linger: Duration,
-    /// Cache bounds per track.
-    pub cache: CacheLimits,
-    /// Largest frame accepted from a publisher; a bigger one resets its group.
-    pub max_frame_bytes: usize,
-    /// Our hop id (cluster id), below 2^53.
-    pub hop: u64,
-    /// Media messages queued for a peer shard beyond its full data lane before media is
-    /// shed (see `data_outbox.rs`); whole groups are skipped from four times this.
-    pub data_backlog: usize,
-    /// Control messages queued for a peer shard beyond its full control lane before new
-    /// requests from sessions are refused (control itself is never dropped).
-    pub control_backlog: usize,
-}
-
-/// How long an unused track stays subscribed upstream, so a TRACK followed by a SUBSCRIBE,
-/// or a viewer that reconnects, reuses it instead of subscribing twice.
-pub const IDLE_GRACE: Duration = Duration::from_secs(2);
-
-/// Gap between a broadcast's `ended` and the end of its subscriptions, so viewers read the
-/// unannounce before their subscriptions close.
-pub const TEARDOWN_DELAY: Duration = Duration::from_millis(100);
 
 /// Work the shard scheduled for later.
 enum Timer {

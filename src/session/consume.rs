@@ -2,8 +2,9 @@
 //! turns them into routes, and serves the owners' upstream requests with one TRACK and one
 //! SUBSCRIBE per track, feeding received groups back to the owner.
 
+use super::close::Close;
+use super::env::SessionEnv;
 use super::io::{Inbound, Outbound, ReadOutcome};
-use super::{Close, SessionEnv};
 use crate::auth::Scope;
 use crate::model::{Demand, Frame, TrackEnd, TrackEvent, TrackInfo};
 use crate::path;

@@ -6,29 +6,27 @@
 //! whatever streams have data, reacts to shard events (announcements, track data, upstream
 //! requests) and writes what it can. It never blocks and never owns a socket.
 
+mod close;
 mod consume;
 mod egress;
+mod env;
 /// Public only for the blocking test client in `moq-bench` (`moq_bench::client`), which
 /// frames its streams with the same [`io::Inbound`]; not an API the relay offers.
 pub mod io;
 mod serve;
 
-use crate::auth::{Auth, AuthError, ConnectPath, Scope};
+use crate::auth::{AuthError, ConnectPath, Scope};
 use crate::notify::Notify;
-use crate::relay::{RelayShard, SessionRef, UpstreamInbox};
+use crate::relay::{SessionRef, UpstreamInbox};
 use crate::transport::{StreamId, StreamMap, Streams};
-use crate::wire::{self, error_code, BidiType, DecodeError, Message, Setup, UniType, Version};
+use crate::wire::{self, error_code, BidiType, Message, Setup, UniType, Version};
+pub use close::Close;
 use consume::Consumer;
+pub use env::SessionEnv;
 use io::{Inbound, Outbound, ReadOutcome};
 use serve::Server;
 use std::rc::Rc;
 use std::time::Instant;
-
-/// What every session on a shard shares.
-pub struct SessionEnv {
-    pub shard: Rc<RelayShard>,
-    pub auth: Auth,
-}
 
 /// Most peer streams held while waiting for the peer's SETUP.
 const MAX_EARLY_STREAMS: usize = 64;
@@ -56,22 +54,6 @@ enum Incoming {
 enum StreamKind {
     Bidi(BidiType),
     Group,
-}
-
-/// Why a session ends.
-#[derive(Debug)]
-pub struct Close {
-    pub code: u64,
-    pub reason: String,
-}
-
-impl Close {
-    fn protocol(what: &str, err: DecodeError) -> Self {
-        Self {
-            code: error_code::session::PROTOCOL_VIOLATION,
-            reason: format!("{what}: {err}"),
-        }
-    }
 }
 
 /// One moq-lite session.

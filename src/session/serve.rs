@@ -1,9 +1,10 @@
 //! The relay as publisher towards a viewer: answering its ANNOUNCE, TRACK and SUBSCRIBE
 //! streams from the shard's announced set and tracks.
 
+use super::close::Close;
 use super::egress::{Downstream, Step};
+use super::env::SessionEnv;
 use super::io::{Inbound, Outbound};
-use super::{Close, SessionEnv};
 use crate::auth::Scope;
 use crate::model::{AnnounceEvent, AnnounceWatch, Demand, TrackEnd};
 use crate::notify::Notify;
