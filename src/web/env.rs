@@ -1,13 +1,28 @@
 //! [`WebEnv`], what the endpoints of one shard share: the shard's relay state and access rules,
-//! the certificate fingerprint, the fetch deadline and the count of live connections. Every
-//! other file of `web/` depends on this one; it depends on none of them.
+//! the certificate fingerprint, the fetch deadline, the handler WebSocket upgrades go to, and
+//! the count of live connections. Every other file of `web/` but `request.rs` depends on this
+//! one; it depends on `request.rs` alone.
 
+use super::request::Request;
 use crate::auth::Auth;
 use crate::relay::RelayShard;
 use crate::session::SessionEnv;
+use glommio::net::TcpStream;
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
+
+/// The task that takes over an upgraded connection.
+pub type UpgradeTask = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Takes over connections whose request asks for a WebSocket: the composition layer
+/// (`server/`) answers the upgrade and runs a session on it.
+pub trait UpgradeHandler {
+    /// `leftover` holds the bytes the client sent after its request head.
+    fn upgrade(&self, stream: TcpStream, request: Request, leftover: Vec<u8>) -> UpgradeTask;
+}
 
 /// How long a fetch waits for the broadcast, the track and the group.
 pub const FETCH_WAIT: Duration = Duration::from_secs(30);
@@ -20,16 +35,23 @@ pub struct WebEnv {
     pub fingerprint: String,
     /// How long a fetch waits for its broadcast, track and group.
     pub fetch_wait: Duration,
+    /// Who takes over WebSocket upgrades.
+    pub upgrade: Rc<dyn UpgradeHandler>,
     /// HTTP connections open on this shard (the accept loop's limit).
     pub(super) live: Cell<usize>,
 }
 
 impl WebEnv {
-    pub fn new(session: Rc<SessionEnv>, fingerprint: String) -> Rc<Self> {
+    pub fn new(
+        session: Rc<SessionEnv>,
+        fingerprint: String,
+        upgrade: Rc<dyn UpgradeHandler>,
+    ) -> Rc<Self> {
         Rc::new(Self {
             session,
             fingerprint,
             fetch_wait: FETCH_WAIT,
+            upgrade,
             live: Cell::new(0),
         })
     }

@@ -7,7 +7,6 @@ use super::fetch::{self, Outcome};
 use super::request::{self, Request};
 use super::response;
 use super::routes::{route, Route};
-use super::upgrade;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use std::rc::Rc;
@@ -51,6 +50,13 @@ pub async fn serve(listener: TcpListener, env: Rc<WebEnv>) {
     }
 }
 
+/// Whether the request asks for a WebSocket.
+fn is_websocket(request: &Request) -> bool {
+    request
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
 async fn connection(env: &WebEnv, mut stream: TcpStream) {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
@@ -62,9 +68,9 @@ async fn connection(env: &WebEnv, mut stream: TcpStream) {
                 break;
             }
         };
-        if upgrade::is_websocket(&request) {
+        if is_websocket(&request) {
             let leftover = std::mem::take(&mut buf);
-            upgrade::run(env, stream, request, leftover).await;
+            env.upgrade.upgrade(stream, request, leftover).await;
             return;
         }
         let keep = request.keep_alive();

@@ -1,33 +1,37 @@
-//! The WebSocket upgrade on the HTTP listener and the task that then drives one moq-lite
-//! session over QMux: bytes from the socket into the sans-IO WebSocket/QMux state machine,
-//! the session on its streams, bytes back out, and QMux's timers.
+//! The WebSocket upgrade the HTTP listener hands over, and the task that then drives one
+//! moq-lite session over QMux: bytes from the socket into the sans-IO WebSocket/QMux state
+//! machine, the session on its streams, bytes back out, and QMux's timers.
 
-use super::env::WebEnv;
-use super::request::Request;
-use super::response;
 use crate::auth::ConnectPath;
 use crate::notify::Notify;
-use crate::session::Session;
+use crate::session::{Session, SessionEnv};
 use crate::transport::qmux::{Config, QmuxConnection, Role, WsQmux};
 use crate::transport::websocket;
+use crate::web::{error_response, Request, UpgradeHandler, UpgradeTask};
 use crate::wire::Version;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use std::rc::Rc;
 use std::time::Instant;
+
+/// Runs moq-lite sessions on the WebSocket upgrades of one shard.
+pub struct WebSocketHandler {
+    pub env: Rc<SessionEnv>,
+}
+
+impl UpgradeHandler for WebSocketHandler {
+    fn upgrade(&self, stream: TcpStream, request: Request, leftover: Vec<u8>) -> UpgradeTask {
+        let env = self.env.clone();
+        Box::pin(async move { run(&env, stream, request, leftover).await })
+    }
+}
 
 /// Largest WebSocket message a client may send (a QMux record is far smaller).
 const MAX_MESSAGE: usize = 1 << 20;
 
-/// Whether the request asks for a WebSocket.
-pub fn is_websocket(request: &Request) -> bool {
-    request
-        .header("upgrade")
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
 /// Answers the upgrade and runs the session until either side ends it. `leftover` holds
 /// bytes the client sent after its request head.
-pub async fn run(env: &WebEnv, mut stream: TcpStream, request: Request, leftover: Vec<u8>) {
+async fn run(env: &Rc<SessionEnv>, mut stream: TcpStream, request: Request, leftover: Vec<u8>) {
     let headers: Vec<(&str, &str)> = request
         .headers
         .iter()
@@ -48,14 +52,14 @@ pub async fn run(env: &WebEnv, mut stream: TcpStream, request: Request, leftover
         }
     };
     let Some(version) = Version::from_alpn(accepted.moq_lite.as_bytes()) else {
-        let _ = stream.write_all(&response::error(400, false)).await;
+        let _ = stream.write_all(&error_response(400, false)).await;
         return;
     };
     // Refuse a bad token or a private path before upgrading, as an HTTP status.
-    if let Err(e) = env.auth().authorize(&ConnectPath::parse(&request.target)) {
+    if let Err(e) = env.auth.authorize(&ConnectPath::parse(&request.target)) {
         tracing::info!(error = %e, "WebSocket upgrade refused");
         let _ = stream
-            .write_all(&response::error(e.http_status(), false))
+            .write_all(&error_response(e.http_status(), false))
             .await;
         return;
     }
@@ -66,7 +70,7 @@ pub async fn run(env: &WebEnv, mut stream: TcpStream, request: Request, leftover
     {
         return;
     }
-    tracing::info!(subprotocol = accepted.subprotocol, shard = env.shard().id, %version, "session started (WebSocket)");
+    tracing::info!(subprotocol = accepted.subprotocol, shard = env.shard.id, %version, "session started (WebSocket)");
     let now = Instant::now();
     let config = Config {
         version: accepted.qmux,
@@ -75,7 +79,7 @@ pub async fn run(env: &WebEnv, mut stream: TcpStream, request: Request, leftover
     let mut ws = WsQmux::new(QmuxConnection::new(Role::Server, config, now), MAX_MESSAGE);
     let notify = Notify::new();
     let mut session = Session::new(
-        env.session.clone(),
+        env.clone(),
         version,
         notify.clone(),
         Some(request.target.clone()),

@@ -1,0 +1,248 @@
+//! One shard's wiring: its relay state and the mesh tasks that feed it messages and time,
+//! its QUIC endpoint on the shard's UDP socket with the handler that picks each connection's
+//! application, and its HTTP listeners with the WebSocket handler. Everything here moves
+//! bytes, messages and time into the sans-IO parts; none of it decides anything.
+
+use crate::auth::{Auth, Verifier};
+use crate::relay::{Control, Data, RelayConfig, RelayShard};
+use crate::server::quic::QuicHandler;
+use crate::server::websocket::WebSocketHandler;
+use crate::session::SessionEnv;
+use crate::transport::quic::{self, Endpoint, PacketOut, QuicSettings, ShardPlace};
+use crate::transport::tls::Certificate;
+use crate::web::{self, WebEnv};
+use shards::udp::{RecvBatch, Transmit, UdpSocket};
+use shards::Shard;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most connections one shard accepts.
+const MAX_CONNECTIONS_PER_SHARD: usize = 100_000;
+
+/// What every shard needs, shared read-only across threads.
+pub struct ShardSettings {
+    pub relay: RelayConfig,
+    pub quic: QuicSettings,
+    pub cert: Certificate,
+    pub fingerprint: String,
+    pub public: Vec<String>,
+    pub verifier: Option<Arc<Verifier>>,
+}
+
+/// The mesh as the relay state sees it.
+struct MeshPort(Rc<Shard<Control, Data>>);
+
+impl crate::relay::MeshPort for MeshPort {
+    fn try_send_control(&self, to: usize, msg: Control) -> Result<(), Control> {
+        self.0.try_send_control(to, msg).map_err(|e| e.into_inner())
+    }
+
+    fn try_send_data(&self, to: usize, msg: Data) -> Result<(), Data> {
+        self.0.try_send_data(to, msg).map_err(|e| e.into_inner())
+    }
+}
+
+/// The endpoint's packets onto the shard's UDP socket.
+struct UdpOut(Rc<UdpSocket>);
+
+impl PacketOut for UdpOut {
+    fn send(&self, to: SocketAddr, data: &[u8], segment_size: usize) {
+        let transmit = Transmit::segmented(to, data, segment_size);
+        // quiche counts the packet as sent either way: a full socket buffer is a loss that
+        // QUIC recovers, counted here like every other send drop.
+        match self.0.try_send(&transmit) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.0.give_up_send(),
+            Err(e) => tracing::trace!(%to, error = %e, "UDP send dropped"),
+        }
+    }
+
+    fn max_segments(&self) -> usize {
+        self.0.max_gso_segments()
+    }
+}
+
+/// Runs one shard until the runtime stops it.
+pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) {
+    let id = shard.id();
+    let mut sockets = shard.take_udp_sockets();
+    let listeners = shard.take_tcp_listeners();
+    let control_rx = shard.take_control_receivers();
+    let data_rx = shard.take_data_receivers();
+    let shard = Rc::new(shard);
+    let relay = RelayShard::new(
+        id,
+        shard.count(),
+        settings.relay.clone(),
+        Box::new(MeshPort(shard.clone())),
+        Instant::now(),
+    );
+    spawn_mesh_tasks(&shard, &relay, control_rx, data_rx);
+    let config = match quic::server_config(&settings.quic, &settings.cert) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(shard = id, error = %e, "QUIC configuration failed");
+            return;
+        }
+    };
+    let udp = Rc::new(sockets.remove(0));
+    let local = udp.local_addr();
+    let env = Rc::new(SessionEnv {
+        shard: relay.clone(),
+        auth: Auth {
+            public: settings.public.clone(),
+            verifier: settings.verifier.clone(),
+        },
+    });
+    let place = ShardPlace {
+        id,
+        count: shard.count(),
+        forward: {
+            let relay = relay.clone();
+            Box::new(move |to, from, local, payload| relay.forward_packet(to, from, local, payload))
+        },
+    };
+    let handler = Rc::new(QuicHandler { env: env.clone() });
+    let endpoint = Endpoint::new(
+        place,
+        handler,
+        config,
+        Rc::new(UdpOut(udp.clone())),
+        MAX_CONNECTIONS_PER_SHARD,
+        settings.quic.keep_alive,
+    );
+    {
+        let endpoint = endpoint.clone();
+        relay.set_packet_sink(move |from, to, payload| endpoint.on_forwarded(from, to, payload));
+    }
+    for listener in listeners {
+        let upgrade = Rc::new(WebSocketHandler { env: env.clone() });
+        let web = WebEnv::new(env.clone(), settings.fingerprint.clone(), upgrade);
+        glommio::spawn_local(web::serve(listener, web)).detach();
+    }
+    tracing::debug!(shard = id, %local, gro = udp.gro_enabled(), gso = udp.max_gso_segments(), "shard up");
+    let receive = async {
+        let mut batch = RecvBatch::for_socket(&udp);
+        loop {
+            match udp.recv_batch(&mut batch).await {
+                Ok(_) => {
+                    for (meta, data) in batch.segments_mut() {
+                        let to = meta
+                            .dst_ip
+                            .map_or(local, |ip| SocketAddr::new(ip, local.port()));
+                        endpoint.on_datagram(meta.src, to, data, false);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(shard = id, error = %e, "UDP receive failed");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    };
+    futures_lite::future::or(receive, shard.stopped()).await;
+    endpoint.shutdown();
+    glommio::timer::sleep(Duration::from_millis(50)).await;
+    let (udp, mesh) = (udp.stats(), relay.mesh_drops());
+    tracing::info!(
+        shard = id,
+        udp_sent = udp.datagrams_sent,
+        udp_send_dropped = udp.send_dropped,
+        udp_receive_dropped = udp.receive_dropped,
+        mesh_frames_shed = mesh.data.frames,
+        mesh_groups_reset = mesh.data.groups_reset,
+        mesh_groups_skipped = mesh.data.groups_skipped,
+        mesh_packets_dropped = mesh.data.packets,
+        mesh_requests_refused = mesh.requests_refused,
+        "shard stopped"
+    );
+}
+
+/// Receivers for both lanes from every peer, flushers for every outbox, and the task that
+/// delivers messages a shard sends itself.
+fn spawn_mesh_tasks(
+    shard: &Rc<Shard<Control, Data>>,
+    relay: &Rc<RelayShard>,
+    control_rx: Vec<shards::MeshReceiver<Control>>,
+    data_rx: Vec<shards::MeshReceiver<Data>>,
+) {
+    for rx in control_rx {
+        let relay = relay.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                relay.handle_control(msg, Instant::now());
+            }
+        })
+        .detach();
+    }
+    for rx in data_rx {
+        let relay = relay.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                relay.handle_data(msg, Instant::now());
+            }
+        })
+        .detach();
+    }
+    for to in (0..shard.count()).filter(|&to| to != shard.id()) {
+        let (relay_c, shard_c) = (relay.clone(), shard.clone());
+        glommio::spawn_local(async move {
+            let wake = relay_c.mesh().control_outbox().wake(to);
+            loop {
+                wake.notified().await;
+                while let Some(msg) = relay_c.mesh().control_outbox().take(to) {
+                    let sent = shard_c.send_control(to, msg).await;
+                    relay_c.mesh().control_outbox().sent(to);
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .detach();
+        let (relay_d, shard_d) = (relay.clone(), shard.clone());
+        glommio::spawn_local(async move {
+            let wake = relay_d.mesh().data_outbox().wake(to);
+            loop {
+                wake.notified().await;
+                while let Some(msg) = relay_d.mesh().data_outbox().take(to) {
+                    let sent = shard_d.send_data(to, msg).await;
+                    relay_d.mesh().data_outbox().sent(to);
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+        .detach();
+    }
+    let local = relay.clone();
+    glommio::spawn_local(async move {
+        let wake = local.local_wake();
+        loop {
+            wake.notified().await;
+            local.drain_local_control(Instant::now());
+        }
+    })
+    .detach();
+    let relay = relay.clone();
+    glommio::spawn_local(async move { drive_timers(&relay).await }).detach();
+}
+
+/// Runs the relay's deadlines: sleeps until the earliest (or until an earlier one is
+/// scheduled) and hands the time in.
+async fn drive_timers(relay: &RelayShard) {
+    let wake = relay.timer_wake();
+    loop {
+        match relay.poll_timeout() {
+            Some(at) => {
+                let sleep = glommio::timer::sleep(at.saturating_duration_since(Instant::now()));
+                futures_lite::future::or(sleep, wake.notified()).await;
+            }
+            None => wake.notified().await,
+        }
+        relay.on_timeout(Instant::now());
+    }
+}
