@@ -7,6 +7,7 @@
 //! CLI.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 #[cfg(test)]
 mod harness;

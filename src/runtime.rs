@@ -110,6 +110,7 @@ pub fn run(
         cert,
         public: config.auth.public.clone(),
         verifier,
+        peers: config.cluster.peers.clone(),
     });
     let runtime = shards::RuntimeConfig {
         shards: Some(config.server.shards),

@@ -12,6 +12,7 @@ use super::cli::Cli;
 use super::error::{ConfigError, Position};
 use super::file::{self, DurationText, FileConfig, Int, TlsFile};
 use super::parse::{self, format_duration, normalize_public_prefix};
+use super::peer::PeerUrl;
 use super::types::*;
 use crate::auth::{Jwk, Verifier};
 
@@ -506,10 +507,23 @@ impl Builder<'_> {
                 "must be set when cluster.root is set: an edge registers the host:port other relays dial (--cluster-node)",
             ));
         }
+        let peers = if !cli.cluster_peer.is_empty() {
+            cli.cluster_peer.clone()
+        } else if let Some(list) = file.peers {
+            let origin = Origin::File(list.span());
+            list.into_inner()
+                .iter()
+                .map(|url| url.parse::<PeerUrl>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|reason| self.error("cluster.peers", &origin, reason))?
+        } else {
+            Vec::new()
+        };
         Ok(ClusterConfig {
             root: root.map(|(v, _)| v),
             node: node.map(|(v, _)| v),
             id: id.map(|(v, _)| v),
+            peers,
         })
     }
 }

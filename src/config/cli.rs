@@ -3,6 +3,7 @@
 //! checked by the same parsers as the file's (`parse.rs`), so a bad flag fails in clap with the
 //! flag's name.
 
+use super::peer::PeerUrl;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -169,6 +170,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "MOQ_RELAY_CLUSTER_ID",
           value_parser = parse::parse_cluster_id, help_heading = "Cluster")]
     pub cluster_id: Option<u64>,
+
+    /// A relay to dial and peer with, moqt://host:port[/?jwt=…][&fingerprint=<sha256>];
+    /// repeatable [cluster.peers].
+    #[arg(long, value_name = "URL", help_heading = "Cluster")]
+    pub cluster_peer: Vec<PeerUrl>,
 }
 
 #[cfg(test)]

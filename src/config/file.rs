@@ -101,6 +101,7 @@ pub(super) struct ClusterFile {
     pub root: Option<Spanned<String>>,
     pub node: Option<Spanned<String>>,
     pub id: Option<Spanned<Int>>,
+    pub peers: Option<Spanned<Vec<String>>>,
 }
 
 /// A TOML integer, with friendlier messages than serde's `expected i64`.

@@ -42,6 +42,7 @@ mod error;
 mod file;
 mod logging;
 mod parse;
+mod peer;
 mod types;
 
 pub use build::{from_toml, load};
@@ -52,6 +53,7 @@ pub use parse::{
     format_duration, normalize_public_prefix, parse_duration, HostPort, MAX_DURATION, MAX_HOP_ID,
     MAX_SHARDS,
 };
+pub use peer::PeerUrl;
 pub use types::{
     default_shards, AuthConfig, ClusterConfig, Config, HttpConfig, LimitsConfig, LogConfig,
     QuicConfig, RelayConfig, ServerConfig, TlsConfig, WebConfig, DEFAULT_CACHE_DURATION,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::parse::{HostPort, MAX_HOP_ID, MAX_SHARDS};
+use super::peer::PeerUrl;
 use crate::auth::Jwk;
 
 /// `server.listen`: UDP `[::]:4443`.
@@ -221,6 +222,8 @@ pub struct ClusterConfig {
     pub node: Option<HostPort>,
     /// The stable hop id, if configured (1 to [`MAX_HOP_ID`]).
     pub id: Option<u64>,
+    /// Relays this one dials and peers with.
+    pub peers: Vec<PeerUrl>,
 }
 
 impl ClusterConfig {

@@ -1,9 +1,12 @@
 //! One shard's wiring: its relay state and the mesh tasks that feed it messages and time,
 //! its QUIC endpoint on the shard's UDP socket with the handler that picks each connection's
-//! application, and its HTTP listeners with the WebSocket handler. Everything here moves
+//! application, the links to peer relays this shard holds, and its HTTP listeners with the
+//! WebSocket handler. Everything here moves
 //! bytes, messages and time into the sans-IO parts; none of it decides anything.
 
 use crate::auth::{Auth, Verifier};
+use crate::cluster::peers::{self, LinkEnv};
+use crate::config::PeerUrl;
 use crate::relay::{Control, Data, RelayConfig, RelayShard};
 use crate::server::quic::QuicHandler;
 use crate::server::websocket::WebSocketHandler;
@@ -29,6 +32,8 @@ pub struct ShardSettings {
     pub fingerprint: String,
     pub public: Vec<String>,
     pub verifier: Option<Arc<Verifier>>,
+    /// Peer relays to dial (each by the shard its URL hashes to).
+    pub peers: Vec<PeerUrl>,
 }
 
 /// The mesh as the relay state sees it.
@@ -117,6 +122,13 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         let endpoint = endpoint.clone();
         relay.set_packet_sink(move |from, to, payload| endpoint.on_forwarded(from, to, payload));
     }
+    let links = Rc::new(LinkEnv {
+        endpoint: endpoint.clone(),
+        session: env.clone(),
+        local,
+        quic: settings.quic.clone(),
+    });
+    peers::start(&settings.peers, id, shard.count(), &links);
     for listener in listeners {
         let upgrade = Rc::new(WebSocketHandler { env: env.clone() });
         let web = WebEnv::new(env.clone(), settings.fingerprint.clone(), upgrade);

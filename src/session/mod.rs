@@ -62,6 +62,9 @@ pub struct Session {
     version: Version,
     /// The connect path from the URL (WebTransport/WebSocket), or `None` on raw QUIC.
     url_path: Option<String>,
+    /// For a session we dialed (a peer relay): the path and query our SETUP carries. Such a
+    /// session trusts its peer with everything once the peer's SETUP arrives.
+    dialed: Option<String>,
     setup_sent: bool,
     /// Shared so each poll can lend it out while `self` is borrowed mutably.
     scope: Option<Rc<Scope>>,
@@ -101,6 +104,7 @@ impl Session {
             env,
             version,
             url_path,
+            dialed: None,
             setup_sent: false,
             scope: None,
             streams: StreamMap::default(),
@@ -116,6 +120,20 @@ impl Session {
             events,
             react_due: true,
         }
+    }
+
+    /// Starts a session on a connection we dialed to a peer relay (lite-05): our SETUP
+    /// carries `setup_path` (the peer authorizes us by it), and the peer may publish and
+    /// subscribe everything once its SETUP arrives.
+    pub fn dialed(
+        env: Rc<SessionEnv>,
+        version: Version,
+        notify: Rc<Notify>,
+        setup_path: String,
+    ) -> Self {
+        let mut session = Self::new(env, version, notify, None);
+        session.dialed = Some(setup_path);
+        session
     }
 
     /// The next time the session wants to run without being woken.
@@ -179,6 +197,7 @@ impl Session {
         let mut buf = Vec::new();
         let setup = Setup {
             hop: self.env.shard.config.hop,
+            path: self.dialed.clone(),
             ..Setup::default()
         };
         let encoded = UniType::Setup
@@ -376,6 +395,15 @@ impl Session {
             });
         }
         self.consumer.peer_hop = setup.hop;
+        if self.dialed.is_some() {
+            tracing::info!(peer_hop = setup.hop, version = %self.version, "peer session established");
+            self.scope = Some(Rc::new(Scope {
+                root: String::new(),
+                publish: vec![String::new()],
+                subscribe: vec![String::new()],
+            }));
+            return self.on_authorized();
+        }
         let path = self.url_path.clone().or(setup.path).unwrap_or_default();
         self.authorize(&path, setup.role)
     }

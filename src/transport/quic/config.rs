@@ -102,6 +102,20 @@ pub fn client_config(
     Ok(config)
 }
 
+/// A configuration for dialing a peer with `alpns`, checking its certificate as `tls` (a
+/// client context, e.g. from `tls::client_context`) says.
+pub fn dial_config(
+    settings: &QuicSettings,
+    alpns: &[&[u8]],
+    tls: boring::ssl::SslContextBuilder,
+) -> Result<quiche::Config, quiche::Error> {
+    // No `verify_peer` here: it would replace the context's verify callback.
+    let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, tls)?;
+    apply(&mut config, settings);
+    config.set_application_protos(alpns)?;
+    Ok(config)
+}
+
 /// The largest UDP payload we send: a 1500-byte Ethernet MTU less the IPv6 and UDP headers,
 /// as quinn's path MTU discovery also caps it. Path MTU discovery (RFC 8899) probes it after
 /// the handshake and falls back towards 1200 bytes on paths that drop it.

@@ -1,4 +1,4 @@
-//! One server-side QUIC connection and the task that drives it.
+//! One QUIC connection, accepted or dialed, and what its driver task shares with the endpoint.
 //!
 //! The endpoint feeds packets in and wakes the task; the task runs the moq-lite session on
 //! the connection's streams, flushes packets, and sleeps until the next packet, session
@@ -17,6 +17,8 @@ pub struct Connection {
     pub ids: RefCell<StreamIds>,
     /// Every connection id of ours that routes to this connection.
     pub cids: RefCell<Vec<Vec<u8>>>,
+    /// Notified once the driver task has ended (the connection is closed and forgotten).
+    pub ended: Rc<Notify>,
 }
 
 impl Connection {
@@ -26,6 +28,7 @@ impl Connection {
             notify: Notify::new(),
             ids: RefCell::new(StreamIds::new(server)),
             cids: RefCell::new(Vec::new()),
+            ended: Notify::new(),
         })
     }
 

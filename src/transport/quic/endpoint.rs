@@ -347,6 +347,7 @@ impl Endpoint {
             conns.remove(cid);
         }
         self.live.set(self.live.get() - 1);
+        conn.ended.notify();
     }
 
     /// Sends every packet quiche has ready, batched into GSO sends per destination;

@@ -12,7 +12,7 @@ mod handler;
 mod streams;
 
 pub use buffers::{QuicConnection, SharedBufs};
-pub use config::{alpn_list, client_config, server_config, QuicSettings};
+pub use config::{alpn_list, client_config, dial_config, server_config, QuicSettings};
 pub use connection::Connection;
 pub use endpoint::{Endpoint, Forward, PacketOut, ShardPlace};
 pub use handler::{ConnectionApp, ConnectionHandler, DialedApp};

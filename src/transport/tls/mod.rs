@@ -5,6 +5,7 @@
 //! - [`generate`] (`generate.rs`): a self-signed ECDSA P-256 certificate (rcgen).
 //! - [`fingerprint_sha256`] (`fingerprint.rs`): the hash served at `/certificate.sha256`
 //!   (PROTOCOL.md §7.4).
+//! - [`client_context`] (`verify.rs`): how a dialed peer's certificate is checked.
 
 use std::fmt;
 use std::io;
@@ -24,10 +25,12 @@ mod fingerprint;
 mod fixtures;
 mod generate;
 mod load;
+mod verify;
 
 pub use fingerprint::fingerprint_sha256;
 pub use generate::{generate, GENERATED_BACKDATE, GENERATED_VALIDITY};
 pub use load::load;
+pub use verify::{client_context, PeerTrust};
 
 /// A certificate chain and its private key, as BoringSSL objects.
 #[derive(Clone)]
