@@ -5,8 +5,10 @@ use super::env::WebEnv;
 use super::response;
 use crate::model::{Demand, GroupState, TrackEnd};
 use crate::notify::Notify;
+use crate::relay::{RelayShard, TrackHandle};
 use crate::wire::error_code::stream as code;
 use futures_lite::{AsyncWrite, AsyncWriteExt};
+use std::rc::Rc;
 use std::time::Instant;
 
 /// How a fetch ended, for the connection to decide whether to keep going.
@@ -44,8 +46,12 @@ pub async fn fetch(
         start: group,
         ..Demand::default()
     };
-    let handle = env.shard().open_track(broadcast, track, Some(demand));
-    let track = handle.track().clone();
+    env.shard().advance(Instant::now());
+    let handle = TimedHandle {
+        handle: env.shard().open_track(broadcast, track, Some(demand)),
+        shard: env.shard().clone(),
+    };
+    let track = handle.handle.track().clone();
     track.watch(&notify);
     let wanted = loop {
         let found = match group {
@@ -118,6 +124,21 @@ pub async fn fetch(
 }
 
 /// Waits for a change or the deadline; false once the deadline passed.
+/// A fetch's track handle. The shard's clock moves only when a driver hands it the time, and
+/// a fetch is not a session: it hands the time in when the handle goes, so the track's idle
+/// grace starts when the fetch ends, not when the shard last heard the time.
+struct TimedHandle {
+    handle: TrackHandle,
+    shard: Rc<RelayShard>,
+}
+
+impl Drop for TimedHandle {
+    fn drop(&mut self) {
+        // Runs before the handle's own drop, which schedules the release.
+        self.shard.advance(Instant::now());
+    }
+}
+
 async fn wait(notify: &Notify, deadline: Instant) -> bool {
     let now = Instant::now();
     if now >= deadline {
