@@ -168,6 +168,8 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         mesh_groups_skipped = mesh.data.groups_skipped,
         mesh_packets_dropped = mesh.data.packets,
         mesh_requests_refused = mesh.requests_refused,
+        short_initials_dropped = endpoint.short_initials_dropped(),
+        undecodable_dropped = endpoint.undecodable_dropped(),
         "shard stopped"
     );
 }

@@ -32,6 +32,9 @@ pub trait PacketOut {
 /// Largest UDP payload we send (quiche's path MTU discovery decides below it).
 const MAX_DATAGRAM: usize = super::config::MAX_UDP_PAYLOAD;
 
+/// The smallest datagram that may carry a client's Initial (RFC 9000 §14.1).
+const MIN_INITIAL_DATAGRAM: usize = 1200;
+
 /// Hands a datagram to the shard owning its connection: (shard, from, local, payload).
 pub type Forward = Box<dyn Fn(usize, SocketAddr, SocketAddr, Bytes)>;
 
@@ -60,6 +63,8 @@ pub struct Endpoint {
     keep_alive: Duration,
     live: Cell<usize>,
     forwarded: Cell<u64>,
+    short_initials: Cell<u64>,
+    undecodable: Cell<u64>,
 }
 
 impl Endpoint {
@@ -85,12 +90,24 @@ impl Endpoint {
             keep_alive,
             live: Cell::new(0),
             forwarded: Cell::new(0),
+            short_initials: Cell::new(0),
+            undecodable: Cell::new(0),
         })
     }
 
     /// Packets this shard handed to another shard.
     pub fn forwarded(&self) -> u64 {
         self.forwarded.get()
+    }
+
+    /// Datagrams that would have started a connection but were under 1200 bytes, dropped.
+    pub fn short_initials_dropped(&self) -> u64 {
+        self.short_initials.get()
+    }
+
+    /// Datagrams without a QUIC header we could read, dropped.
+    pub fn undecodable_dropped(&self) -> u64 {
+        self.undecodable.get()
     }
 
     /// Connections alive on this shard.
@@ -108,7 +125,10 @@ impl Endpoint {
     ) {
         let header = match quiche::Header::from_slice(data, CID_LEN) {
             Ok(header) => header,
-            Err(_) => return,
+            Err(_) => {
+                self.undecodable.set(self.undecodable.get() + 1);
+                return;
+            }
         };
         let known = self.conns.borrow().get(header.dcid.as_ref()).cloned();
         if let Some(conn) = known {
@@ -130,6 +150,13 @@ impl Endpoint {
         }
         if header.ty != quiche::Type::Initial {
             tracing::trace!(from = %from, "packet for an unknown connection dropped");
+            return;
+        }
+        // RFC 9000 §14.1: an Initial must come padded to 1200 bytes, and §5.2.2: no Version
+        // Negotiation for a datagram too small to start a connection. Dropped without state
+        // or reply, so a spoofed small packet buys no amplification.
+        if data.len() < MIN_INITIAL_DATAGRAM {
+            self.short_initials.set(self.short_initials.get() + 1);
             return;
         }
         if !quiche::version_is_supported(header.version) {
