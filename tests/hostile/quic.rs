@@ -1,9 +1,6 @@
-//! The relay against hostile or broken peers on the open internet, as separate processes on
-//! loopback.
+//! Attacks on the QUIC endpoint: tiny and spoofed Initials, handshake floods, amplification.
 
-mod common;
-
-use common::Relay;
+use crate::common::Relay;
 use std::net::UdpSocket;
 use std::time::Duration;
 

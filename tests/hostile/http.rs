@@ -1,0 +1,1 @@
+//! Attacks on the HTTP and WebSocket listener: slow sockets, slot exhaustion.

@@ -1,0 +1,1 @@
+//! Attacks through the log: a stalled stdout reader, packet-driven log lines.

@@ -1,0 +1,1 @@
+//! Attacks through media: large frames, growing groups, announce floods.
