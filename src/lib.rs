@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 #[cfg(test)]
 mod harness;
+pub mod log;
 pub mod model;
 pub mod notify;
 pub mod path;

@@ -16,7 +16,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config.log.level);
+    let logging = match init_logging(&config.log.level) {
+        Ok(logging) => logging,
+        Err(e) => {
+            eprintln!("moq-relay: cannot start logging: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = runtime::run(&config, |listening| {
         for addr in &listening.quic {
             tracing::info!(%addr, shards = listening.shards, "listening for QUIC");
@@ -30,16 +36,20 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stdout(), "{}", listening.ready_line());
         notify_systemd();
     });
-    match result {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("moq-relay: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    tracing::info!(
+        log_lines_dropped = logging.dropped(),
+        log_lines_suppressed = logging.suppressed(),
+        "stopped"
+    );
+    logging.finish();
+    code
 }
 
 /// Sends `READY=1` to systemd when started as a `Type=notify` service.

@@ -48,7 +48,7 @@ mod types;
 pub use build::{from_toml, load};
 pub use cli::Cli;
 pub use error::{ConfigError, ErrorKind, Position};
-pub use logging::init_logging;
+pub use logging::{init_logging, Logging};
 pub use parse::{
     format_duration, normalize_public_prefix, parse_duration, HostPort, MAX_DURATION, MAX_HOP_ID,
     MAX_SHARDS,
