@@ -129,9 +129,15 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         quic: settings.quic.clone(),
     });
     peers::start(&settings.peers, id, shard.count(), &links);
+    let http_slots = Rc::new(web::Slots::new(web::SlotLimits::default()));
     for listener in listeners {
         let upgrade = Rc::new(WebSocketHandler { env: env.clone() });
-        let web = WebEnv::new(env.clone(), settings.fingerprint.clone(), upgrade);
+        let web = WebEnv::new(
+            env.clone(),
+            settings.fingerprint.clone(),
+            upgrade,
+            http_slots.clone(),
+        );
         glommio::spawn_local(web::serve(listener, web)).detach();
     }
     tracing::debug!(shard = id, %local, gro = udp.gro_enabled(), gso = udp.max_gso_segments(), "shard up");
@@ -157,7 +163,7 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
     futures_lite::future::or(receive, shard.stopped()).await;
     endpoint.shutdown();
     glommio::timer::sleep(Duration::from_millis(50)).await;
-    let (udp, mesh) = (udp.stats(), relay.mesh_drops());
+    let (udp, mesh, http) = (udp.stats(), relay.mesh_drops(), http_slots.stats());
     tracing::info!(
         shard = id,
         udp_sent = udp.datagrams_sent,
@@ -170,6 +176,9 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         mesh_requests_refused = mesh.requests_refused,
         short_initials_dropped = endpoint.short_initials_dropped(),
         undecodable_dropped = endpoint.undecodable_dropped(),
+        http_refused_shard_full = http.refused_shard_full,
+        http_refused_per_address = http.refused_per_address,
+        http_head_timeouts = http.head_timeouts,
         "shard stopped"
     );
 }

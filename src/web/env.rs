@@ -1,14 +1,14 @@
 //! [`WebEnv`], what the endpoints of one shard share: the shard's relay state and access rules,
 //! the certificate fingerprint, the fetch deadline, the handler WebSocket upgrades go to, and
-//! the count of live connections. Every other file of `web/` but `request.rs` depends on this
-//! one; it depends on `request.rs` alone.
+//! the shard's connection slots. Every other file of `web/` but `request.rs` and `slots.rs`
+//! depends on this one; it depends on those two alone.
 
 use super::request::Request;
+use super::slots::Slots;
 use crate::auth::Auth;
 use crate::relay::RelayShard;
 use crate::session::SessionEnv;
 use glommio::net::TcpStream;
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -37,8 +37,8 @@ pub struct WebEnv {
     pub fetch_wait: Duration,
     /// Who takes over WebSocket upgrades.
     pub upgrade: Rc<dyn UpgradeHandler>,
-    /// HTTP connections open on this shard (the accept loop's limit).
-    pub(super) live: Cell<usize>,
+    /// The shard's HTTP connection slots (shared by its listeners).
+    pub slots: Rc<Slots>,
 }
 
 impl WebEnv {
@@ -46,13 +46,14 @@ impl WebEnv {
         session: Rc<SessionEnv>,
         fingerprint: String,
         upgrade: Rc<dyn UpgradeHandler>,
+        slots: Rc<Slots>,
     ) -> Rc<Self> {
         Rc::new(Self {
             session,
             fingerprint,
             fetch_wait: FETCH_WAIT,
             upgrade,
-            live: Cell::new(0),
+            slots,
         })
     }
 

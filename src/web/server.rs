@@ -1,21 +1,18 @@
-//! The TCP accept loop of one shard and the life of one HTTP connection: read a bounded
-//! head within a deadline, route it, answer, and keep the connection for the next request
-//! or close it.
+//! The TCP accept loop of one shard and the life of one HTTP connection: take a slot for it
+//! (or answer the refusal and close), read a bounded head within a deadline, route it,
+//! answer, and keep the connection for the next request or close it.
 
 use super::env::WebEnv;
 use super::fetch::{self, Outcome};
 use super::request::{self, Request};
 use super::response;
 use super::routes::{route, Route};
+use super::slots::Slots;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Most HTTP connections one shard serves at once; more are answered 503 and closed.
-const MAX_CONNECTIONS: usize = 4096;
-/// A request head must arrive within this long (and an idle keep-alive ends after it).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// A response write that makes no progress for this long ends the connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,20 +28,28 @@ pub async fn serve(listener: TcpListener, env: Rc<WebEnv>) {
             }
         };
         let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-        if env.live.get() >= MAX_CONNECTIONS {
-            let mut stream = stream;
-            glommio::spawn_local(async move {
-                let _ = stream.write_all(&response::error(503, false)).await;
-                let _ = stream.close().await;
-            })
-            .detach();
+        let Ok(peer) = stream.peer_addr() else {
+            // Already gone: nothing to answer.
             continue;
-        }
-        env.live.set(env.live.get() + 1);
+        };
+        let source = match env.slots.admit(peer.ip()) {
+            Ok(source) => source,
+            Err(refusal) => {
+                let mut stream = stream;
+                glommio::spawn_local(async move {
+                    let _ = stream
+                        .write_all(&response::error(refusal.status(), false))
+                        .await;
+                    let _ = stream.close().await;
+                })
+                .detach();
+                continue;
+            }
+        };
         let env = env.clone();
         glommio::spawn_local(async move {
             connection(&env, stream).await;
-            env.live.set(env.live.get() - 1);
+            env.slots.release(source);
         })
         .detach();
     }
@@ -60,7 +65,7 @@ fn is_websocket(request: &Request) -> bool {
 async fn connection(env: &WebEnv, mut stream: TcpStream) {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
-        let request = match read_head(&mut stream, &mut buf).await {
+        let request = match read_head(&env.slots, &mut stream, &mut buf).await {
             Ok(Some(request)) => request,
             Ok(None) => break,
             Err(status) => {
@@ -93,9 +98,15 @@ async fn connection(env: &WebEnv, mut stream: TcpStream) {
 }
 
 /// Reads one request head: `Ok(None)` when the client closed or went idle between
-/// requests, `Err(status)` for a request to refuse (then close).
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<Request>, u16> {
-    let deadline = Instant::now() + HEAD_TIMEOUT;
+/// requests, `Err(status)` for a request to refuse (then close). The head must arrive within
+/// the slots' head timeout, which shrinks while the shard is under pressure: the deadline is
+/// looked at again at least every [`Slots::recheck_interval`].
+async fn read_head(
+    slots: &Slots,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Request>, u16> {
+    let start = Instant::now();
     let mut chunk = [0u8; 4096];
     loop {
         match request::parse(buf) {
@@ -107,18 +118,22 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<R
             Err(e) => return Err(e.status()),
         }
         let now = Instant::now();
+        let deadline = start + slots.head_timeout();
         if now >= deadline {
+            slots.count_head_timeout();
             return if buf.is_empty() { Ok(None) } else { Err(408) };
         }
+        let wait = (deadline - now).min(slots.recheck_interval());
         let read = futures_lite::future::or(async { Some(stream.read(&mut chunk).await) }, async {
-            glommio::timer::sleep(deadline - now).await;
+            glommio::timer::sleep(wait).await;
             None
         })
         .await;
         match read {
             Some(Ok(0)) | Some(Err(_)) => return Ok(None),
             Some(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-            None => return if buf.is_empty() { Ok(None) } else { Err(408) },
+            // Time to look at the deadline again.
+            None => {}
         }
     }
 }
