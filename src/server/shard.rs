@@ -164,6 +164,7 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
     endpoint.shutdown();
     glommio::timer::sleep(Duration::from_millis(50)).await;
     let (udp, mesh, http) = (udp.stats(), relay.mesh_drops(), http_slots.stats());
+    let wt = crate::transport::webtransport::refusals::refusals();
     tracing::info!(
         shard = id,
         udp_sent = udp.datagrams_sent,
@@ -179,6 +180,11 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         http_refused_shard_full = http.refused_shard_full,
         http_refused_per_address = http.refused_per_address,
         http_head_timeouts = http.head_timeouts,
+        wt_early_streams_refused = wt.early_streams,
+        wt_early_bytes_refused = wt.early_bytes,
+        wt_pending_headers_refused = wt.pending_headers,
+        wt_qpack_streams_refused = wt.qpack_streams,
+        wt_oversized_refused = wt.oversized,
         "shard stopped"
     );
 }

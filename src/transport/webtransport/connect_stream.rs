@@ -8,6 +8,7 @@ use super::error_code;
 use super::frame::{self, is_grease, MAX_FRAME_PAYLOAD};
 use super::peers::Peer;
 use super::read::{read_into, MAX_BUFFER};
+use super::refusals::count;
 use super::state::{Event, State, WebTransportSession};
 use super::H3Error;
 use crate::transport::quic::QuicConnection;
@@ -25,6 +26,7 @@ impl WebTransportSession {
         let ended = match read_into(conn, id, &mut buf) {
             Ok(ended) => ended,
             Err(_) => {
+                count(|r| &mut r.oversized);
                 self.reject_with(conn, id, 400);
                 return None;
             }
@@ -49,6 +51,7 @@ impl WebTransportSession {
                 (frame::DATA, State::Requested | State::Established | State::Closing { .. }) => {
                     capsules.extend_from_slice(payload);
                     if capsules.len() > MAX_BUFFER {
+                        count(|r| &mut r.oversized);
                         self.fail(conn, error_code::H3_MESSAGE_ERROR, "capsule too large");
                         return None;
                     }

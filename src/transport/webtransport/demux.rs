@@ -5,8 +5,9 @@
 
 use super::error_code;
 use super::header;
-use super::peers::{Peer, MAX_EARLY_STREAMS};
+use super::peers::{Peer, MAX_EARLY_BYTES, MAX_EARLY_STREAMS, MAX_PENDING_HEADERS};
 use super::read::{read_varint, Varint};
+use super::refusals::count;
 use super::state::{State, WebTransportSession};
 use super::stream_type::{classify, UniStream};
 use crate::transport::quic::QuicConnection;
@@ -25,9 +26,15 @@ impl WebTransportSession {
             None if !bidi => Peer::UniType(Vec::new()),
             None => Peer::BidiType(Vec::new()),
         };
-        if let Some(next) = self.advance(conn, id, state) {
-            self.peers.insert(id, next);
+        let Some(next) = self.advance(conn, id, state) else {
+            return;
+        };
+        if next.is_pending_header() && self.peers.pending_headers() >= MAX_PENDING_HEADERS {
+            count(|r| &mut r.pending_headers);
+            self.refuse(conn, id, error_code::H3_REQUEST_REJECTED);
+            return;
         }
+        self.peers.insert(id, next);
     }
 
     /// Runs a peer stream's state machine as far as its data goes; `None` drops the stream.
@@ -48,13 +55,25 @@ impl WebTransportSession {
                                 );
                                 return None;
                             }
+                            self.peers.control_opened();
                             Peer::Control {
                                 buf: Vec::new(),
                                 settings: false,
                                 skip: 0,
                             }
                         }
-                        UniStream::Qpack => Peer::Discard,
+                        UniStream::Qpack => {
+                            if self.peers.qpack_opened(ty) {
+                                count(|r| &mut r.qpack_streams);
+                                self.fail(
+                                    conn,
+                                    error_code::H3_STREAM_CREATION_ERROR,
+                                    "second QPACK stream of a type",
+                                );
+                                return None;
+                            }
+                            Peer::Discard
+                        }
                         UniStream::WebTransport => Peer::UniSession(Vec::new()),
                         UniStream::Push => {
                             self.fail(conn, error_code::H3_ID_ERROR, "push stream");
@@ -96,7 +115,11 @@ impl WebTransportSession {
                         Varint::Pending if bidi => return Some(Peer::BidiSession(part)),
                         Varint::Pending => return Some(Peer::UniSession(part)),
                         Varint::Ended => return None,
-                        Varint::Done(session) => return self.on_header(conn, id, session),
+                        Varint::Done(session) => match self.on_header(conn, id, session) {
+                            // Read what it sent so far, within the early bounds.
+                            Some(early @ Peer::Early { .. }) => early,
+                            other => return other,
+                        },
                     }
                 }
                 Peer::Control {
@@ -118,7 +141,9 @@ impl WebTransportSession {
                 Peer::Connect { buf, capsules } => {
                     return self.connect_stream(conn, id, buf, capsules)
                 }
-                Peer::Early(session) => return Some(Peer::Early(session)),
+                Peer::Early { session, held, fin } => {
+                    return self.hold_early(conn, id, session, held, fin)
+                }
                 Peer::Ready => {
                     self.peers.mark_readable(id);
                     return Some(Peer::Ready);
@@ -141,16 +166,52 @@ impl WebTransportSession {
             }
             State::AwaitingConnect | State::Requested => {
                 if self.peers.early_count() >= MAX_EARLY_STREAMS {
+                    count(|r| &mut r.early_streams);
                     self.refuse(conn, id, error_code::H3_REQUEST_REJECTED);
                     return None;
                 }
                 // The session id is checked again on acceptance.
-                Some(Peer::Early(session))
+                Some(Peer::Early {
+                    session,
+                    held: Vec::new(),
+                    fin: false,
+                })
             }
             _ => {
                 self.refuse(conn, id, error_code::H3_REQUEST_REJECTED);
                 None
             }
         }
+    }
+
+    /// Reads what an early stream sent into `held`, so QUIC does not keep it for us: the
+    /// session's early streams hold at most [`MAX_EARLY_BYTES`] between them, and a stream
+    /// that would take more is refused.
+    fn hold_early(
+        &mut self,
+        conn: &mut QuicConnection,
+        id: u64,
+        session: u64,
+        mut held: Vec<u8>,
+        mut fin: bool,
+    ) -> Option<Peer> {
+        let mut chunk = [0u8; 4096];
+        while !fin {
+            match conn.stream_recv(id, &mut chunk) {
+                Ok((n, end)) => {
+                    held.extend_from_slice(&chunk[..n]);
+                    fin = end;
+                }
+                Err(quiche::Error::Done) => break,
+                // Reset by the peer: nothing to hand over.
+                Err(_) => return None,
+            }
+            if self.peers.early_bytes() + held.len() > MAX_EARLY_BYTES {
+                count(|r| &mut r.early_bytes);
+                self.refuse(conn, id, error_code::H3_REQUEST_REJECTED);
+                return None;
+            }
+        }
+        Some(Peer::Early { session, held, fin })
     }
 }

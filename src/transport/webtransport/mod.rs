@@ -19,6 +19,7 @@
 //!   demultiplexing (`demux.rs`, over the peer-stream table in `peers.rs`), the HTTP/3 control
 //!   streams and SETTINGS exchange (`control.rs`), the CONNECT stream and its capsules
 //!   (`connect_stream.rs`), our pending writes (`outbox.rs`) and raw stream reads (`read.rs`).
+//! - [`refusals`]: the shard's counts of what was refused before a session existed.
 //!
 //! The session does not send or receive datagrams itself (the driver uses [`datagram`] with
 //! quiche's `dgram_send`/`dgram_recv`); the 3·RTT wait before CONNECTION_CLOSE is left to the
@@ -75,6 +76,7 @@ mod outbox;
 mod peers;
 pub mod qpack;
 mod read;
+pub mod refusals;
 mod server;
 pub mod session;
 pub mod settings;

@@ -106,6 +106,12 @@ impl WebTransportSession {
         self.peers.forget(id);
     }
 
+    /// Copies bytes stream `id` sent before the session was accepted: `None` once none are
+    /// left, else the count and whether they end the stream.
+    pub(super) fn read_held(&mut self, id: StreamId, buf: &mut [u8]) -> Option<(usize, bool)> {
+        self.peers.read_held(id, buf)
+    }
+
     /// moq-lite reset stream `id`: its header need not be written any more.
     pub(super) fn abandon(&mut self, id: StreamId) {
         self.outbox.discard(id);

@@ -78,6 +78,13 @@ impl Streams for WebTransportStreams<'_> {
         if !self.wt.is_handed_out(id) {
             return Err(StreamError::Blocked);
         }
+        // Bytes the stream sent before the session was accepted come first.
+        if let Some((n, fin)) = self.wt.read_held(id, buf) {
+            if fin {
+                self.wt.forget(id);
+            }
+            return Ok((n, fin));
+        }
         let result = match self.conn.stream_recv(id, buf) {
             Ok(read) => Ok(read),
             Err(quiche::Error::Done) => Ok((0, self.conn.stream_finished(id))),

@@ -659,3 +659,130 @@ fn client_rejects_a_malformed_response_and_ignores_server_requests() {
         Some(error_code::H3_MESSAGE_ERROR)
     );
 }
+
+#[test]
+fn early_streams_hold_their_bytes_within_the_early_budget_and_refuse_beyond_it() {
+    use super::peers::MAX_EARLY_BYTES;
+    use super::refusals::refusals;
+    let mut p = pair();
+    let mut wt = WebTransportSession::new();
+    client_control(&mut p);
+    let before = refusals();
+    // Before any CONNECT: a bidi WebTransport stream with a few bytes, then uni streams of
+    // 40 KiB each (the test's QUIC windows allow 256 KiB per stream, 1 MiB in all).
+    p.client
+        .stream_send(4, &[0x40, 0x41, 0x00, b'a', b'b'], true)
+        .unwrap();
+    let mut big = vec![0x40, 0x54, 0x00];
+    big.extend_from_slice(&[9; 40 * 1024]);
+    // QUIC takes it in over several flights (its congestion window), each driven in turn,
+    // until it is all sent or the stream is stopped.
+    for id in [14u64, 18, 22] {
+        let mut sent = 0;
+        for _ in 0..100 {
+            match p.client.stream_send(id, &big[sent..], false) {
+                Ok(n) => sent += n,
+                Err(quiche::Error::Done) => {}
+                Err(_) => break,
+            }
+            p.shuttle();
+            assert!(wt.drive(&mut p.server).is_empty());
+            if sent == big.len() {
+                break;
+            }
+        }
+    }
+    // The first 40 KiB stream fits; the next two would pass 64 KiB: refused and counted.
+    assert!(wt.peers.early_bytes() <= MAX_EARLY_BYTES);
+    assert_eq!(refusals().early_bytes - before.early_bytes, 2);
+    p.shuttle();
+    let mut buf = [0u8; 8];
+    for id in [18u64, 22] {
+        assert_eq!(
+            p.client.stream_send(id, b"more", false),
+            Err(quiche::Error::StreamStopped(
+                error_code::H3_REQUEST_REJECTED
+            )),
+            "stream {id}"
+        );
+    }
+    // Accepted: the held bytes come first, then what QUIC still has.
+    p.client
+        .stream_send(0, &connect_request("\"moq-lite-04\""), false)
+        .unwrap();
+    p.shuttle();
+    assert!(matches!(wt.drive(&mut p.server)[..], [Event::Connect(_)]));
+    wt.accept(&mut p.server, Some("moq-lite-04"));
+    p.client.stream_send(14, b"tail", true).unwrap();
+    p.shuttle();
+    let mut s = wt.streams(&mut p.server);
+    assert_eq!(s.next_readable(), Some(4));
+    assert_eq!(s.recv(4, &mut buf).unwrap(), (2, true));
+    assert_eq!(&buf[..2], b"ab");
+    let mut got = Vec::new();
+    let mut fin = false;
+    let mut chunk = [0u8; 4096];
+    while !fin {
+        match s.recv(14, &mut chunk) {
+            Ok((n, f)) => {
+                got.extend_from_slice(&chunk[..n]);
+                fin = f;
+            }
+            Err(StreamError::Blocked) => match s.next_readable() {
+                Some(_) => {}
+                None => break,
+            },
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert!(fin);
+    assert_eq!(got.len(), 40 * 1024 + 4);
+    assert_eq!(&got[got.len() - 4..], b"tail");
+}
+
+#[test]
+fn incomplete_stream_headers_are_bounded_before_the_session() {
+    use super::peers::MAX_PENDING_HEADERS;
+    use super::refusals::refusals;
+    let mut p = pair();
+    let mut wt = WebTransportSession::new();
+    client_control(&mut p);
+    let before = refusals();
+    // 80 uni streams each with the first byte of a two-byte stream type, and nothing more.
+    let ids: Vec<u64> = (0..80u64).map(|i| 14 + 4 * i).collect();
+    for &id in &ids {
+        p.client.stream_send(id, &[0x40], false).unwrap();
+    }
+    p.shuttle();
+    assert!(wt.drive(&mut p.server).is_empty());
+    assert_eq!(wt.peers.pending_headers(), MAX_PENDING_HEADERS);
+    assert_eq!(
+        refusals().pending_headers - before.pending_headers,
+        (80 - MAX_PENDING_HEADERS) as u64
+    );
+    assert!(!p.server.is_closed());
+}
+
+#[test]
+fn a_second_qpack_encoder_stream_closes_the_connection() {
+    use super::refusals::refusals;
+    let mut p = pair();
+    let mut wt = WebTransportSession::new();
+    client_control(&mut p);
+    // client_control opened an encoder stream (6); a decoder stream is fine, a second
+    // encoder stream is not (RFC 9204 §4.2).
+    p.client.stream_send(18, &[0x03], false).unwrap();
+    p.shuttle();
+    assert!(wt.drive(&mut p.server).is_empty());
+    assert!(!p.server.is_closed());
+    let before = refusals().qpack_streams;
+    p.client.stream_send(22, &[0x02], false).unwrap();
+    p.shuttle();
+    wt.drive(&mut p.server);
+    p.shuttle();
+    assert_eq!(refusals().qpack_streams, before + 1);
+    assert_eq!(
+        p.client.peer_error().map(|e| e.error_code),
+        Some(error_code::H3_STREAM_CREATION_ERROR)
+    );
+}
