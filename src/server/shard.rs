@@ -164,7 +164,10 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
     endpoint.shutdown();
     glommio::timer::sleep(Duration::from_millis(50)).await;
     let (udp, mesh, http) = (udp.stats(), relay.mesh_drops(), http_slots.stats());
-    let wt = crate::transport::webtransport::refusals::refusals();
+    let (wt, ws) = (
+        crate::transport::webtransport::refusals::refusals(),
+        crate::transport::qmux::refusals::refusals(),
+    );
     tracing::info!(
         shard = id,
         udp_sent = udp.datagrams_sent,
@@ -185,6 +188,8 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         wt_pending_headers_refused = wt.pending_headers,
         wt_qpack_streams_refused = wt.qpack_streams,
         wt_oversized_refused = wt.oversized,
+        ws_oversized_before_session = ws.oversized_before_session,
+        ws_oversized = ws.oversized,
         "shard stopped"
     );
 }

@@ -102,6 +102,19 @@ impl QmuxConnection {
         self.peer.is_some()
     }
 
+    /// The largest message this connection can take now: a record is at most our
+    /// `max_record_size` (qmux-01), and before the peer's transport parameters only they may
+    /// come, in a message no larger (qmux-00 too). `None`: QMux sets no bound (qmux-00 once
+    /// established, where a message is one frame of any size).
+    pub fn max_incoming_message(&self) -> Option<usize> {
+        let record = usize::try_from(self.config.max_record_size).unwrap_or(usize::MAX);
+        match self.config.version {
+            QmuxVersion::Qmux01 => Some(record),
+            QmuxVersion::Qmux00 if self.peer.is_none() => Some(record),
+            QmuxVersion::Qmux00 => None,
+        }
+    }
+
     /// Whether the connection is over (queued close frames may still be waiting).
     pub fn is_closed(&self) -> bool {
         self.closed.is_some()

@@ -1,5 +1,6 @@
 //! QMux (draft qmux-00/01) over WebSocket messages, sans-IO: the frame codec, transport
-//! parameters, and a connection state machine that implements [`crate::transport::Streams`].
+//! parameters, a connection state machine that implements [`crate::transport::Streams`],
+//! and the counts of what it refused ([`refusals`]).
 
 mod config;
 mod connection;
@@ -7,6 +8,7 @@ mod error;
 mod flow;
 pub mod frame;
 pub mod params;
+pub mod refusals;
 mod schedule;
 mod stream;
 mod varint;

@@ -1,9 +1,14 @@
 //! Glue between the WebSocket frame codec and a [`QmuxConnection`] on the server side:
 //! bytes read from the upgraded TCP connection go in, bytes to write come out. WebSocket
 //! Pings are answered, Close is echoed, and a qmux-00 keep-alive becomes a WebSocket Ping.
+//!
+//! A message may be no larger than the QMux connection can take at that point (a record;
+//! before the peer's transport parameters, just those), so a peer that has not started its
+//! session yet makes us buffer at most one record, not the WebSocket message cap.
 
 use std::time::Instant;
 
+use super::refusals::count_oversized;
 use super::QmuxConnection;
 use crate::transport::websocket::{encode, Decoder, Message, WsError};
 
@@ -22,6 +27,8 @@ pub struct WsQmux {
     /// The QMux connection; use it through [`crate::transport::Streams`].
     pub conn: QmuxConnection,
     decoder: Decoder,
+    /// The cap on client messages once the QMux connection sets none of its own.
+    max_message: usize,
     out: Vec<u8>,
     end: Option<WsEnd>,
     close_sent: bool,
@@ -30,12 +37,26 @@ pub struct WsQmux {
 impl WsQmux {
     /// Wraps `conn`; client messages larger than `max_message` end the connection.
     pub fn new(conn: QmuxConnection, max_message: usize) -> Self {
-        WsQmux {
+        let mut ws = WsQmux {
             conn,
             decoder: Decoder::new(max_message),
+            max_message,
             out: Vec::new(),
             end: None,
             close_sent: false,
+        };
+        ws.fit_decoder();
+        ws
+    }
+
+    /// Caps the decoder at what the QMux connection can take now.
+    fn fit_decoder(&mut self) {
+        let cap = self
+            .conn
+            .max_incoming_message()
+            .map_or(self.max_message, |m| m.min(self.max_message));
+        if cap != self.decoder.max_message() {
+            self.decoder.set_max_message(cap);
         }
     }
 
@@ -67,6 +88,7 @@ impl WsQmux {
                     Ok(Some(Message::Binary(payload))) => {
                         // A QMux error is recorded in the connection, which queues its close.
                         let _ = self.conn.on_message(&payload, now);
+                        self.fit_decoder();
                     }
                     Ok(Some(Message::Ping(payload))) => {
                         encode(&Message::Pong(payload), &mut self.out);
@@ -88,6 +110,9 @@ impl WsQmux {
     }
 
     fn ws_fail(&mut self, e: WsError) -> Result<(), WsError> {
+        if matches!(e, WsError::TooLarge | WsError::BufferFull) {
+            count_oversized(self.conn.is_established());
+        }
         self.end = Some(WsEnd::Protocol(e));
         if !self.close_sent {
             self.close_sent = true;
@@ -129,7 +154,7 @@ impl WsQmux {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::qmux::{Config, Role};
+    use crate::transport::qmux::{refusals, Config, Role};
     use crate::transport::websocket::{encode_masked, QmuxVersion};
     use crate::transport::Streams;
 
@@ -190,6 +215,65 @@ mod tests {
         let out = server_messages(&server.poll_bytes().unwrap());
         assert_eq!(out.last(), Some(&Message::Close(Some(1000), String::new())));
         assert!(server.is_finished());
+    }
+
+    #[test]
+    fn before_its_transport_parameters_a_peer_makes_us_hold_one_record_at_most() {
+        let now = Instant::now();
+        for version in [QmuxVersion::Qmux00, QmuxVersion::Qmux01] {
+            let cfg = Config {
+                version,
+                ..Config::default()
+            };
+            let record = cfg.max_record_size as usize;
+            let conn = QmuxConnection::new(Role::Server, cfg, now);
+            let mut server = WsQmux::new(conn, 1 << 20);
+            // The header of a 1 MiB binary message, then its first bytes: refused at the
+            // header (close 1009), with nothing of it buffered.
+            let mut wire = vec![0x82, 0xff];
+            wire.extend_from_slice(&(1u64 << 20).to_be_bytes());
+            wire.extend_from_slice(&MASK);
+            wire.extend_from_slice(&[0; 1000]);
+            let before = refusals::refusals().oversized_before_session;
+            assert_eq!(server.on_bytes(&wire, now), Err(WsError::TooLarge));
+            assert!(server.decoder.capacity() <= record + 14);
+            let out = server_messages(&server.poll_bytes().unwrap());
+            assert_eq!(out, vec![Message::Close(Some(1009), String::new())]);
+            let after = refusals::refusals().oversized_before_session;
+            assert_eq!(after, before + 1, "{version:?}");
+        }
+    }
+
+    #[test]
+    fn qmux_00_takes_large_messages_once_the_peer_started() {
+        let now = Instant::now();
+        let cfg = Config {
+            version: QmuxVersion::Qmux00,
+            ..Config::default()
+        };
+        let mut server = WsQmux::new(QmuxConnection::new(Role::Server, cfg.clone(), now), 1 << 20);
+        let mut client = QmuxConnection::new(Role::Client, cfg, now);
+        let mut wire = Vec::new();
+        while let Some(p) = client.poll_transmit() {
+            encode_masked(&Message::Binary(p), MASK, &mut wire);
+        }
+        server.on_bytes(&wire, now).unwrap();
+        assert!(server.conn.is_established());
+        // A 100 KiB STREAM frame in one message, over a record's size (qmux-00 has no
+        // records: a message is one frame of any size).
+        let id = 2;
+        let mut payload = Vec::new();
+        crate::transport::qmux::Frame::Stream {
+            id,
+            offset: Some(0),
+            data: vec![5; 100 * 1024],
+            fin: true,
+        }
+        .encode(&mut payload);
+        let mut wire = Vec::new();
+        encode_masked(&Message::Binary(payload), MASK, &mut wire);
+        server.on_bytes(&wire, now).unwrap();
+        assert_eq!(server.conn.next_readable(), Some(id));
     }
 
     #[test]
