@@ -6,6 +6,7 @@
 
 pub mod http;
 pub mod reference;
+pub mod udp_proxy;
 
 use moq_bench::client::{Event, MoqClient};
 use moq_relay::wire::Version;
