@@ -229,6 +229,58 @@ fn a_clean_unannounce_without_linger_ends_at_once() {
 }
 
 #[test]
+fn a_group_overtaken_on_the_way_in_still_reaches_viewers_already_past_it() {
+    let (mut world, owner) = world(2, relay_config());
+    let (publisher, _p) = world.publisher(0, owner);
+    publisher.announce(BROADCAST);
+    world.settle();
+    let viewers: Vec<_> = (0..2).map(|shard| world.viewer_on(0, shard).0).collect();
+    let subscriptions: Vec<_> = viewers
+        .iter()
+        .map(|v| v.subscribe(BROADCAST, TRACK, 10_000))
+        .collect();
+    world.settle();
+    publisher.group(BROADCAST, TRACK, 0, &[(0, b"0")], true);
+    world.settle();
+    // Group 1's first packet was lost on the way in, so group 2's stream starts first and
+    // every viewer is sent group 2 before group 1 exists.
+    publisher.group(BROADCAST, TRACK, 2, &[(2000, b"2")], true);
+    world.settle();
+    publisher.group(BROADCAST, TRACK, 1, &[(1000, b"1")], true);
+    world.settle();
+    for (viewer, &sub) in viewers.iter().zip(&subscriptions) {
+        let groups = viewer.groups(sub);
+        assert_eq!(groups.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(groups.values().all(complete), "{groups:?}");
+        assert_eq!(payloads(&groups[&1]), [&b"1"[..]]);
+    }
+}
+
+#[test]
+fn a_group_overtaken_by_more_than_the_viewers_max_age_is_reset_old_not_lost_silently() {
+    let (mut world, owner) = world(2, relay_config());
+    let (publisher, _p) = world.publisher(0, owner);
+    publisher.announce(BROADCAST);
+    world.settle();
+    let (viewer, _v) = world.viewer_on(0, 1 - owner);
+    let sub = viewer.subscribe(BROADCAST, TRACK, 0);
+    world.settle();
+    for (seq, at) in [(0, 0), (2, 2000), (3, 3000)] {
+        publisher.group(BROADCAST, TRACK, seq, &[(at, b"g")], true);
+        world.settle();
+    }
+    // Group 1 arrives late and still open: stalled, and older than max age 0 allows (a late
+    // group that arrives whole is written whole at once, which §6.7 allows).
+    publisher.group(BROADCAST, TRACK, 1, &[(1000, b"g")], false);
+    world.settle();
+    let groups = viewer.groups(sub);
+    assert_eq!(groups.keys().copied().collect::<Vec<_>>(), [0, 2, 3]);
+    assert!(groups.values().all(complete), "{groups:?}");
+    // Its stream was opened and reset Old before the viewer read its header.
+    assert_eq!(viewer.headless_resets(), [code::OLD]);
+}
+
+#[test]
 fn a_stalled_viewer_skips_old_groups_without_slowing_another() {
     let (mut world, owner) = world(2, relay_config());
     let (publisher, _p) = world.publisher(0, owner);

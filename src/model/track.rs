@@ -89,6 +89,8 @@ pub struct Track {
     /// Payload bytes of every group in `groups`, kept as frames arrive and groups go.
     cached_bytes: Cell<usize>,
     end: Cell<Option<TrackEnd>>,
+    /// Groups that started below the latest one (overtaken on the way in), ever.
+    late_starts: Cell<u64>,
     limits: CacheLimits,
     watchers: RefCell<Vec<Weak<Notify>>>,
 }
@@ -102,6 +104,7 @@ impl Track {
             groups: RefCell::new(BTreeMap::new()),
             cached_bytes: Cell::new(0),
             end: Cell::new(None),
+            late_starts: Cell::new(0),
             limits,
             watchers: RefCell::new(Vec::new()),
         }
@@ -134,6 +137,12 @@ impl Track {
     /// The cached group right after `sequence`, if any.
     pub fn successor(&self, sequence: u64) -> Option<Rc<Group>> {
         self.group_at_or_after(sequence.checked_add(1)?)
+    }
+
+    /// How many groups so far started below the latest one: a subscriber already past
+    /// them looks for them only when this changes.
+    pub fn late_starts(&self) -> u64 {
+        self.late_starts.get()
     }
 
     /// The group with exactly this sequence.
@@ -244,6 +253,13 @@ impl Track {
         let mut groups = self.groups.borrow_mut();
         if groups.contains_key(&sequence) {
             return false;
+        }
+        if groups
+            .keys()
+            .next_back()
+            .is_some_and(|&latest| sequence < latest)
+        {
+            self.late_starts.set(self.late_starts.get() + 1);
         }
         groups.insert(sequence, Rc::new(Group::new(sequence, now)));
         let bytes = Self::prune(

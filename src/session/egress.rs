@@ -2,7 +2,7 @@
 //! groups into group streams for one subscriber, skipping ahead when it falls behind.
 
 use super::io::Outbound;
-use crate::model::{Group, GroupState, TrackEnd};
+use crate::model::{Group, GroupState, Track, TrackEnd};
 use crate::relay::TrackHandle;
 use crate::transport::{StreamId, Streams};
 use crate::wire::{
@@ -15,6 +15,9 @@ use std::rc::Rc;
 const GROUP_URGENCY: u8 = 200;
 /// Most group streams one subscription keeps open at once.
 const MAX_GROUPS_IN_FLIGHT: usize = 8;
+/// How far below the cursor a group that arrives after a newer one is still sent: the bits
+/// of [`Downstream::behind`].
+const LATE_WINDOW: u64 = u64::BITS as u64;
 
 /// A group being written to the subscriber.
 struct GroupOut {
@@ -34,6 +37,13 @@ pub struct Downstream {
     pub max_age_ms: u64,
     /// The next sequence to consider; `None` = start at the latest group.
     next: Option<u64>,
+    /// Bit `i` set: sequence `next - 1 - i` was opened, or is not owed (it precedes the
+    /// start). A clear bit is a sequence passed over because it had not arrived yet; if it
+    /// arrives later (overtaken on the way in), it is still sent.
+    behind: u64,
+    /// The track's [`late_starts`](Track::late_starts) when we last looked
+    /// for late groups.
+    late_seen: u64,
     /// Exclusive cap: groups at or past it are held.
     end_cap: Option<u64>,
     started: bool,
@@ -63,6 +73,8 @@ impl Downstream {
             priority: request.priority,
             max_age_ms: request.max_latency_ms,
             next: request.start_group,
+            behind: u64::MAX,
+            late_seen: 0,
             end_cap: request.end_group,
             started: false,
             ended: false,
@@ -86,6 +98,7 @@ impl Downstream {
         if let (Some(start), Some(next)) = (update.start_group, self.next) {
             if start > next {
                 self.next = Some(start);
+                self.behind = u64::MAX;
             }
         }
     }
@@ -163,14 +176,16 @@ impl Downstream {
         while self.groups.len() < MAX_GROUPS_IN_FLIGHT {
             let candidate = match self.next {
                 None => track.latest(),
-                Some(next) => track.group_at_or_after(next),
+                Some(next) => self
+                    .late_group(&track, next)
+                    .or_else(|| track.group_at_or_after(next)),
             };
             let Some(group) = candidate else { return };
             if self.end_cap.is_some_and(|cap| group.sequence >= cap) {
                 return;
             }
             if let GroupState::Aborted(_) = group.state() {
-                self.next = Some(group.sequence + 1);
+                self.pass(group.sequence);
                 continue;
             }
             let stream = match streams.open_uni() {
@@ -212,7 +227,7 @@ impl Downstream {
             );
             let mut out = Outbound::default();
             out.push(header);
-            self.next = Some(group.sequence + 1);
+            self.pass(group.sequence);
             self.groups.push(GroupOut {
                 group,
                 stream,
@@ -220,6 +235,51 @@ impl Downstream {
                 last_timestamp: 0,
                 out,
             });
+        }
+    }
+
+    /// A cached group below `next` that was passed over before it arrived, oldest first.
+    /// Looked for only when a group started late on the track since the last look, so a
+    /// track without reordering (or with sequences the publisher skipped) costs nothing.
+    fn late_group(&mut self, track: &Track, next: u64) -> Option<Rc<Group>> {
+        if self.behind == u64::MAX || track.late_starts() == self.late_seen {
+            return None;
+        }
+        let missing = !self.behind;
+        for i in (0..LATE_WINDOW).rev().filter(|&i| missing & (1 << i) != 0) {
+            let Some(sequence) = next.checked_sub(i + 1) else {
+                continue;
+            };
+            if let Some(group) = track.group(sequence) {
+                return Some(group);
+            }
+        }
+        self.late_seen = track.late_starts();
+        None
+    }
+
+    /// Records that `sequence` was opened or skipped: moves the cursor past it, or, for a
+    /// late group below the cursor, marks it done.
+    fn pass(&mut self, sequence: u64) {
+        match self.next {
+            Some(next) if sequence < next => {
+                let i = next - 1 - sequence;
+                if i < LATE_WINDOW {
+                    self.behind |= 1 << i;
+                }
+            }
+            Some(next) => {
+                // Sequences from `next` up to `sequence` become bits `sequence - next` down
+                // to 1, clear: passed over, not yet arrived.
+                let shift = (sequence - next).saturating_add(1);
+                self.behind = self.behind.checked_shl(shift.min(64) as u32).unwrap_or(0) | 1;
+                self.next = Some(sequence.saturating_add(1));
+            }
+            None => {
+                // The first group: nothing before it is owed.
+                self.behind = u64::MAX;
+                self.next = Some(sequence.saturating_add(1));
+            }
         }
     }
 
