@@ -190,6 +190,7 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         wt_oversized_refused = wt.oversized,
         ws_oversized_before_session = ws.oversized_before_session,
         ws_oversized = ws.oversized,
+        unknown_connection_dropped = endpoint.unknown_connection_dropped(),
         "shard stopped"
     );
 }

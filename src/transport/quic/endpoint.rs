@@ -65,6 +65,7 @@ pub struct Endpoint {
     forwarded: Cell<u64>,
     short_initials: Cell<u64>,
     undecodable: Cell<u64>,
+    unknown: Cell<u64>,
 }
 
 impl Endpoint {
@@ -92,6 +93,7 @@ impl Endpoint {
             forwarded: Cell::new(0),
             short_initials: Cell::new(0),
             undecodable: Cell::new(0),
+            unknown: Cell::new(0),
         })
     }
 
@@ -108,6 +110,12 @@ impl Endpoint {
     /// Datagrams without a QUIC header we could read, dropped.
     pub fn undecodable_dropped(&self) -> u64 {
         self.undecodable.get()
+    }
+
+    /// Packets other than Initials for a connection neither this shard nor the shard its id
+    /// names knows (closed, or from before a restart), dropped.
+    pub fn unknown_connection_dropped(&self) -> u64 {
+        self.unknown.get()
     }
 
     /// Connections alive on this shard.
@@ -149,6 +157,7 @@ impl Endpoint {
             return;
         }
         if header.ty != quiche::Type::Initial {
+            self.unknown.set(self.unknown.get() + 1);
             tracing::trace!(from = %from, "packet for an unknown connection dropped");
             return;
         }
