@@ -6,6 +6,7 @@ use crate::config::{Config, TlsConfig};
 use crate::model::CacheLimits;
 use crate::relay::{Control, Data, RelayConfig};
 use crate::server::shard::{self, ShardSettings};
+use crate::session::SessionLimits;
 use crate::transport::quic::{self, QuicSettings};
 use crate::transport::tls;
 use shards::Shard;
@@ -111,6 +112,10 @@ pub fn run(
         public: config.auth.public.clone(),
         verifier,
         peers: config.cluster.peers.clone(),
+        session: SessionLimits {
+            setup_timeout: config.limits.setup_timeout,
+            ..SessionLimits::default()
+        },
     });
     let runtime = shards::RuntimeConfig {
         shards: Some(config.server.shards),

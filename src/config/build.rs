@@ -332,6 +332,19 @@ impl Builder<'_> {
                 MAX_MESH_BACKLOG,
                 DEFAULT_MESH_DATA_BACKLOG,
             )?,
+            setup_timeout: self
+                .value(
+                    "limits.setup_timeout",
+                    "--setup-timeout",
+                    cli.setup_timeout,
+                    file.setup_timeout,
+                    |DurationText(s): DurationText| {
+                        let d = parse::parse_duration(&s)?;
+                        parse::check_duration(d, false)?;
+                        Ok(d)
+                    },
+                )?
+                .map_or(DEFAULT_SETUP_TIMEOUT, |(v, _)| v),
         })
     }
 

@@ -155,6 +155,12 @@ pub struct Cli {
           value_parser = parse::parse_positive, help_heading = "Limits")]
     pub mesh_data_backlog: Option<u64>,
 
+    /// Close connections whose session (SETUP, WebTransport CONNECT, QMux parameters) has not
+    /// started this long after the handshake [limits.setup_timeout; default: 10s].
+    #[arg(long, value_name = "DUR", env = "MOQ_RELAY_SETUP_TIMEOUT",
+          value_parser = parse::parse_nonzero_duration, help_heading = "Limits")]
+    pub setup_timeout: Option<Duration>,
+
     /// The cluster root's host:port; unset (or equal to --cluster-node) = this relay is the root
     /// [cluster.root].
     #[arg(long, value_name = "ADDR", env = "MOQ_RELAY_CLUSTER_ROOT",

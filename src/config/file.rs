@@ -93,6 +93,7 @@ pub(super) struct LimitsFile {
     pub mesh_data_lane: Option<Spanned<Int>>,
     pub mesh_control_backlog: Option<Spanned<Int>>,
     pub mesh_data_backlog: Option<Spanned<Int>>,
+    pub setup_timeout: Option<Spanned<DurationText>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -663,6 +663,7 @@ fn mesh_limits_default_override_and_refuse_out_of_range_values() {
             mesh_data_lane: 8,
             mesh_control_backlog: 100,
             mesh_data_backlog: 5,
+            ..LimitsConfig::default()
         }
     );
     let e = err(&format!("{MINIMAL}[limits]\nmesh_data_lane = 0\n"), &[]);
@@ -677,4 +678,20 @@ fn mesh_limits_default_override_and_refuse_out_of_range_values() {
     assert_eq!(e.flag(), Some("--mesh-data-backlog"), "{e}");
     let e = err(&format!("{MINIMAL}[limits]\nmesh_lane = 3\n"), &[]);
     assert!(e.to_string().contains("mesh_lane"), "{e}");
+}
+
+#[test]
+fn setup_timeout_defaults_overrides_and_refuses_zero() {
+    let config = parse(MINIMAL, &[]).unwrap();
+    assert_eq!(config.limits.setup_timeout, Duration::from_secs(10));
+    let config = parse(&format!("{MINIMAL}[limits]\nsetup_timeout = \"2s\"\n"), &[]).unwrap();
+    assert_eq!(config.limits.setup_timeout, Duration::from_secs(2));
+    let config = parse(
+        &format!("{MINIMAL}[limits]\nsetup_timeout = \"2s\"\n"),
+        &["--setup-timeout", "500ms"],
+    )
+    .unwrap();
+    assert_eq!(config.limits.setup_timeout, Duration::from_millis(500));
+    let e = err(&format!("{MINIMAL}[limits]\nsetup_timeout = \"0s\"\n"), &[]);
+    assert_eq!(e.key(), Some("limits.setup_timeout"), "{e}");
 }

@@ -36,6 +36,8 @@ pub const DEFAULT_MESH_DATA_LANE: usize = 4096;
 pub const DEFAULT_MESH_CONTROL_BACKLOG: usize = 1 << 16;
 /// `limits.mesh_data_backlog`.
 pub const DEFAULT_MESH_DATA_BACKLOG: usize = 1 << 14;
+/// `limits.setup_timeout`: how long a connection may take to start its session.
+pub const DEFAULT_SETUP_TIMEOUT: Duration = crate::session::DEFAULT_SETUP_TIMEOUT;
 /// Largest mesh backlog accepted (2^24 messages).
 pub const MAX_MESH_BACKLOG: u64 = 1 << 24;
 /// Largest `quic.max_streams` QUIC can express (2^60).
@@ -180,6 +182,9 @@ pub struct LimitsConfig {
     pub mesh_control_backlog: usize,
     /// Media messages queued behind a full lane before groups are reset for that shard.
     pub mesh_data_backlog: usize,
+    /// A connection whose session (SETUP, CONNECT, QMux parameters) has not started this
+    /// long after the handshake is closed.
+    pub setup_timeout: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -189,6 +194,7 @@ impl Default for LimitsConfig {
             mesh_data_lane: DEFAULT_MESH_DATA_LANE,
             mesh_control_backlog: DEFAULT_MESH_CONTROL_BACKLOG,
             mesh_data_backlog: DEFAULT_MESH_DATA_BACKLOG,
+            setup_timeout: DEFAULT_SETUP_TIMEOUT,
         }
     }
 }

@@ -66,13 +66,11 @@ impl Relay {
         let envs = shards
             .iter()
             .map(|shard| {
-                Rc::new(SessionEnv {
-                    shard: shard.clone(),
-                    auth: Auth {
-                        public: vec![String::new()],
-                        verifier: None,
-                    },
-                })
+                let auth = Auth {
+                    public: vec![String::new()],
+                    verifier: None,
+                };
+                Rc::new(SessionEnv::new(shard.clone(), auth, Default::default()))
             })
             .collect();
         Self {

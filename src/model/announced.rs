@@ -3,6 +3,11 @@
 //!
 //! Owners publish every change to every shard, so each shard answers ANNOUNCE requests and
 //! routes SUBSCRIBEs from its own copy without asking anyone.
+//!
+//! A change carries the chain it replaced or removed, so a reader can tell what a requester
+//! saw before it without keeping its own copy of the set; and the set can be read in path
+//! order from any point ([`AnnouncedSet::after`]), so a large answer is written a piece at
+//! a time as the requester takes it.
 
 use crate::notify::Notify;
 use crate::path;
@@ -13,8 +18,14 @@ use std::rc::{Rc, Weak};
 /// A change seen by a watch; paths are absolute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AnnounceEvent {
-    Active { path: String, hops: Vec<u64> },
-    Ended { path: String },
+    /// `path` is active with chain `hops`; `previous` is the chain it replaced, if any.
+    Active {
+        path: String,
+        hops: Vec<u64>,
+        previous: Option<Vec<u64>>,
+    },
+    /// `path` ended; `hops` is the chain it had.
+    Ended { path: String, hops: Vec<u64> },
 }
 
 /// Most events a watch may have queued before it is declared overflowed.
@@ -32,11 +43,6 @@ impl AnnounceWatch {
     /// Takes the next queued change.
     pub fn pop(&self) -> Option<AnnounceEvent> {
         self.queue.borrow_mut().pop_front()
-    }
-
-    /// Puts back a change that could not be written yet.
-    pub fn unpop(&self, event: AnnounceEvent) {
-        self.queue.borrow_mut().push_front(event);
     }
 
     /// True once the reader fell more than [`MAX_QUEUED`] events behind.
@@ -65,17 +71,22 @@ pub struct AnnouncedSet {
 impl AnnouncedSet {
     /// Records `path` as active (or replaces its chain) and tells matching watches.
     pub fn insert(&mut self, path: String, hops: Vec<u64>) {
-        self.broadcasts.insert(path.clone(), hops.clone());
-        self.publish(AnnounceEvent::Active { path, hops });
+        let previous = self.broadcasts.insert(path.clone(), hops.clone());
+        self.publish(AnnounceEvent::Active {
+            path,
+            hops,
+            previous,
+        });
     }
 
     /// Records `path` as ended and tells matching watches; false if it was not active.
     pub fn remove(&mut self, path: &str) -> bool {
-        if self.broadcasts.remove(path).is_none() {
+        let Some(hops) = self.broadcasts.remove(path) else {
             return false;
-        }
+        };
         self.publish(AnnounceEvent::Ended {
             path: path.to_string(),
+            hops,
         });
         true
     }
@@ -92,6 +103,25 @@ impl AnnouncedSet {
                 std::ops::Bound::Included(prefix),
                 std::ops::Bound::Unbounded,
             ))
+            .take_while(move |(p, _)| p.starts_with(prefix))
+            .filter(move |(p, _)| path::has_prefix(p, prefix))
+            .map(|(p, h)| (p.as_str(), h.as_slice()))
+    }
+
+    /// Active broadcasts under `prefix` (segment-aware) whose path sorts after `cursor` (all
+    /// of them without one), in path order: a reader resumes where it stopped.
+    pub fn after<'a>(
+        &'a self,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a [u64])> + 'a {
+        use std::ops::Bound;
+        let from = match cursor {
+            Some(cursor) => Bound::Excluded(cursor),
+            None => Bound::Included(prefix),
+        };
+        self.broadcasts
+            .range::<str, _>((from, Bound::Unbounded))
             .take_while(move |(p, _)| p.starts_with(prefix))
             .filter(move |(p, _)| path::has_prefix(p, prefix))
             .map(|(p, h)| (p.as_str(), h.as_slice()))
@@ -122,7 +152,7 @@ impl AnnouncedSet {
 
     fn publish(&mut self, event: AnnounceEvent) {
         let path = match &event {
-            AnnounceEvent::Active { path, .. } | AnnounceEvent::Ended { path } => path.clone(),
+            AnnounceEvent::Active { path, .. } | AnnounceEvent::Ended { path, .. } => path.clone(),
         };
         self.watches.retain(|w| match w.upgrade() {
             Some(watch) => {
@@ -153,14 +183,16 @@ mod tests {
             watch.pop(),
             Some(AnnounceEvent::Active {
                 path: "anon/clock".into(),
-                hops: vec![7]
+                hops: vec![7],
+                previous: None,
             })
         );
         assert_eq!(
             watch.pop(),
             Some(AnnounceEvent::Active {
                 path: "anon".into(),
-                hops: vec![]
+                hops: vec![],
+                previous: None,
             })
         );
         assert_eq!(watch.pop(), None);
@@ -171,7 +203,30 @@ mod tests {
         assert_eq!(
             watch.pop(),
             Some(AnnounceEvent::Ended {
-                path: "anon/clock".into()
+                path: "anon/clock".into(),
+                hops: vec![7],
+            })
+        );
+    }
+
+    #[test]
+    fn a_reader_resumes_after_its_cursor_and_changes_carry_the_old_chain() {
+        let mut set = AnnouncedSet::default();
+        for name in ["a/1", "a/2", "a/3", "ab"] {
+            set.insert(name.into(), vec![1]);
+        }
+        let first: Vec<_> = set.after("a", None).map(|(p, _)| p).take(2).collect();
+        assert_eq!(first, ["a/1", "a/2"]);
+        let rest: Vec<_> = set.after("a", Some("a/2")).map(|(p, _)| p).collect();
+        assert_eq!(rest, ["a/3"], "segment-aware: ab is not under a");
+        let watch = set.watch("a".into(), Notify::new());
+        set.insert("a/1".into(), vec![2]);
+        assert_eq!(
+            watch.pop(),
+            Some(AnnounceEvent::Active {
+                path: "a/1".into(),
+                hops: vec![2],
+                previous: Some(vec![1]),
             })
         );
     }

@@ -1,10 +1,18 @@
 //! What runs on an established QUIC connection, by ALPN: a moq-lite session directly (a moq
 //! ALPN makes the connection the session), or WebTransport over HTTP/3 (`h3`) carrying one,
 //! after its CONNECT passed authorization.
+//!
+//! Until its session is authorized a connection is on probation: an HTTP/3 connection with
+//! no accepted CONNECT within the setup timeout is closed (H3_REQUEST_REJECTED), and one
+//! that sends more than the pre-authorization byte limit before its session is authorized
+//! is closed (PROTOCOL_VIOLATION); the moq-lite session enforces its own SETUP deadline.
+//! QUIC datagrams are read and dropped, counted: moq-lite has no use for them yet, and
+//! unread they would queue in quiche.
 
 use crate::auth::ConnectPath;
-use crate::session::{Session, SessionEnv};
+use crate::session::{Session, SessionCounters, SessionEnv};
 use crate::transport::quic::{Connection, ConnectionApp, ConnectionHandler, QuicConnection};
+use crate::transport::webtransport::error_code::H3_REQUEST_REJECTED;
 use crate::transport::webtransport::{Event, WebTransportSession};
 use crate::wire::{error_code, Version};
 use std::rc::Rc;
@@ -51,6 +59,11 @@ const LINGER_MAX: Duration = Duration::from_secs(2);
 pub struct App {
     env: Rc<SessionEnv>,
     kind: Kind,
+    /// Until its session is authorized, the connection is held to the pre-authorization
+    /// byte limit.
+    probation: bool,
+    /// An HTTP/3 connection is closed unless a CONNECT is accepted by then.
+    connect_deadline: Option<Instant>,
 }
 
 enum Kind {
@@ -68,6 +81,7 @@ impl App {
     /// Picks the application for the negotiated ALPN; `None` for one we do not serve.
     pub fn start(env: &Rc<SessionEnv>, conn: &Connection) -> Option<App> {
         let alpn = conn.alpn();
+        let connect_deadline = (alpn == H3).then(|| Instant::now() + env.limits.setup_timeout);
         let kind = if alpn == H3 {
             Kind::WebTransport {
                 h3: Box::new(WebTransportSession::new()),
@@ -86,12 +100,89 @@ impl App {
         Some(App {
             env: env.clone(),
             kind,
+            probation: true,
+            connect_deadline,
         })
+    }
+
+    /// Whether the connection's moq-lite session exists and is authorized.
+    fn authorized(&self) -> bool {
+        match &self.kind {
+            Kind::Moq(session) => session.is_authorized(),
+            Kind::WebTransport { session, .. } => {
+                session.as_ref().is_some_and(Session::is_authorized)
+            }
+        }
+    }
+
+    /// Enforces the probation of a connection whose session is not authorized yet: the
+    /// pre-authorization byte limit, and the CONNECT deadline of HTTP/3 connections (a
+    /// moq-lite session times out its own SETUP). Returns true once the connection closed.
+    fn on_probation(&mut self, q: &mut QuicConnection) -> bool {
+        if !self.probation {
+            return false;
+        }
+        if matches!(
+            &self.kind,
+            Kind::WebTransport {
+                session: Some(_),
+                ..
+            }
+        ) {
+            self.connect_deadline = None;
+        }
+        if self.authorized() || q.is_closed() || q.is_draining() {
+            self.probation = false;
+            self.connect_deadline = None;
+            return false;
+        }
+        let counters = &self.env.counters;
+        if q.stats().recv_bytes > self.env.limits.pre_auth_bytes {
+            SessionCounters::bump(&counters.pre_auth_overflows);
+            tracing::info!(
+                limit = self.env.limits.pre_auth_bytes,
+                "connection closed: too much data before its session was authorized"
+            );
+            let _ = q.close(
+                true,
+                error_code::session::PROTOCOL_VIOLATION,
+                b"too much data before authorization",
+            );
+            self.probation = false;
+            self.connect_deadline = None;
+            return true;
+        }
+        if self.connect_deadline.is_some_and(|at| Instant::now() >= at) {
+            SessionCounters::bump(&counters.connect_timeouts);
+            tracing::info!("HTTP/3 connection closed: no CONNECT before the setup timeout");
+            let _ = q.close(true, H3_REQUEST_REJECTED, b"no CONNECT in time");
+            self.probation = false;
+            self.connect_deadline = None;
+            return true;
+        }
+        false
+    }
+}
+
+/// Reads and drops every QUIC datagram quiche queued, counting them.
+fn drop_datagrams(q: &mut QuicConnection, counters: &SessionCounters) {
+    while q.dgram_recv_queue_len() > 0 {
+        if q.dgram_recv_buf().is_err() {
+            break;
+        }
+        SessionCounters::bump(&counters.datagrams_dropped);
     }
 }
 
 impl ConnectionApp for App {
     fn poll(&mut self, conn: &Rc<Connection>) {
+        {
+            let mut q = conn.quiche.borrow_mut();
+            drop_datagrams(&mut q, &self.env.counters);
+            if self.on_probation(&mut q) {
+                return;
+            }
+        }
         let (env, notify) = (&self.env, &conn.notify);
         match &mut self.kind {
             Kind::Moq(session) => {
@@ -167,18 +258,16 @@ impl ConnectionApp for App {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        match &self.kind {
+        let app = match &self.kind {
             Kind::Moq(session) => session.deadline(),
             Kind::WebTransport {
                 session, close_at, ..
             } => {
                 let session = session.as_ref().and_then(|s| s.deadline());
-                match (session, *close_at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                [session, *close_at].into_iter().flatten().min()
             }
-        }
+        };
+        [app, self.connect_deadline].into_iter().flatten().min()
     }
 }
 

@@ -10,7 +10,7 @@ use crate::config::PeerUrl;
 use crate::relay::{Control, Data, RelayConfig, RelayShard};
 use crate::server::quic::QuicHandler;
 use crate::server::websocket::WebSocketHandler;
-use crate::session::SessionEnv;
+use crate::session::{SessionEnv, SessionLimits};
 use crate::transport::quic::{self, Endpoint, PacketOut, QuicSettings, ShardPlace};
 use crate::transport::tls::Certificate;
 use crate::web::{self, WebEnv};
@@ -34,6 +34,8 @@ pub struct ShardSettings {
     pub verifier: Option<Arc<Verifier>>,
     /// Peer relays to dial (each by the shard its URL hashes to).
     pub peers: Vec<PeerUrl>,
+    /// What one peer may make a session hold.
+    pub session: SessionLimits,
 }
 
 /// The mesh as the relay state sees it.
@@ -94,13 +96,15 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
     };
     let udp = Rc::new(sockets.remove(0));
     let local = udp.local_addr();
-    let env = Rc::new(SessionEnv {
-        shard: relay.clone(),
-        auth: Auth {
-            public: settings.public.clone(),
-            verifier: settings.verifier.clone(),
-        },
-    });
+    let auth = Auth {
+        public: settings.public.clone(),
+        verifier: settings.verifier.clone(),
+    };
+    let env = Rc::new(SessionEnv::new(
+        relay.clone(),
+        auth,
+        settings.session.clone(),
+    ));
     let place = ShardPlace {
         id,
         count: shard.count(),
@@ -168,6 +172,9 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         crate::transport::webtransport::refusals::refusals(),
         crate::transport::qmux::refusals::refusals(),
     );
+    let sessions = &env.counters;
+    // One line per area (tracing takes at most 32 fields a line); tests and operators read
+    // the counters from every line that says "shard stopped".
     tracing::info!(
         shard = id,
         udp_sent = udp.datagrams_sent,
@@ -178,8 +185,28 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         mesh_groups_skipped = mesh.data.groups_skipped,
         mesh_packets_dropped = mesh.data.packets,
         mesh_requests_refused = mesh.requests_refused,
+        "shard stopped"
+    );
+    tracing::info!(
+        shard = id,
         short_initials_dropped = endpoint.short_initials_dropped(),
         undecodable_dropped = endpoint.undecodable_dropped(),
+        unknown_connection_dropped = endpoint.unknown_connection_dropped(),
+        "shard stopped: QUIC endpoint"
+    );
+    tracing::info!(
+        shard = id,
+        setup_timeouts = sessions.setup_timeouts.get(),
+        connect_timeouts = sessions.connect_timeouts.get(),
+        pre_auth_overflows = sessions.pre_auth_overflows.get(),
+        budget_closes = sessions.budget_closes.get(),
+        early_streams_refused = sessions.early_streams_refused.get(),
+        announce_requests_refused = sessions.announce_requests_refused.get(),
+        datagrams_dropped = sessions.datagrams_dropped.get(),
+        "shard stopped: sessions"
+    );
+    tracing::info!(
+        shard = id,
         http_refused_shard_full = http.refused_shard_full,
         http_refused_per_address = http.refused_per_address,
         http_head_timeouts = http.head_timeouts,
@@ -190,8 +217,7 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         wt_oversized_refused = wt.oversized,
         ws_oversized_before_session = ws.oversized_before_session,
         ws_oversized = ws.oversized,
-        unknown_connection_dropped = endpoint.unknown_connection_dropped(),
-        "shard stopped"
+        "shard stopped: HTTP, WebTransport and QMux"
     );
 }
 

@@ -1,14 +1,20 @@
 //! The WebSocket upgrade the HTTP listener hands over, and the task that then drives one
 //! moq-lite session over QMux: bytes from the socket into the sans-IO WebSocket/QMux state
 //! machine, the session on its streams, bytes back out, and QMux's timers.
+//!
+//! A connection whose QMux transport parameters have not arrived within the setup timeout
+//! is closed (QMux closes with the moq-lite TIMEOUT code), and so is one that sends more
+//! than the pre-authorization byte limit before its session is authorized; the moq-lite
+//! session enforces its own SETUP deadline.
 
 use crate::auth::ConnectPath;
 use crate::notify::Notify;
-use crate::session::{Session, SessionEnv};
+use crate::session::{Session, SessionCounters, SessionEnv};
 use crate::transport::qmux::{Config, QmuxConnection, Role, WsQmux};
 use crate::transport::websocket;
+use crate::transport::Streams;
 use crate::web::{error_response, Request, UpgradeHandler, UpgradeTask};
-use crate::wire::Version;
+use crate::wire::{error_code, Version};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::rc::Rc;
@@ -87,8 +93,15 @@ async fn run(env: &Rc<SessionEnv>, mut stream: TcpStream, request: Request, left
     if !leftover.is_empty() && ws.on_bytes(&leftover, now).is_err() {
         return;
     }
+    let mut probation = Probation {
+        env,
+        received: leftover.len() as u64,
+        open: true,
+        deadline: Some(now + env.limits.setup_timeout),
+    };
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
+        probation.check(&mut ws.conn, &session, Instant::now());
         session.poll(&mut ws.conn, Instant::now());
         while let Some(bytes) = ws.poll_bytes() {
             if stream.write_all(&bytes).await.is_err() {
@@ -98,10 +111,14 @@ async fn run(env: &Rc<SessionEnv>, mut stream: TcpStream, request: Request, left
         if ws.is_finished() || ws.conn.is_closed() && ws.end().is_some() {
             break;
         }
-        let deadline = [ws.conn.next_timeout(), session.deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let deadline = [
+            ws.conn.next_timeout(),
+            session.deadline(),
+            probation.deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let event = {
             let read = async { Wake::Read(stream.read(&mut chunk).await) };
             let woken = async {
@@ -123,6 +140,7 @@ async fn run(env: &Rc<SessionEnv>, mut stream: TcpStream, request: Request, left
         match event {
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => break,
             Wake::Read(Ok(n)) => {
+                probation.received = probation.received.saturating_add(n as u64);
                 if ws.on_bytes(&chunk[..n], now).is_err() {
                     // Flush the close the codec queued, then end.
                     while let Some(bytes) = ws.poll_bytes() {
@@ -140,6 +158,54 @@ async fn run(env: &Rc<SessionEnv>, mut stream: TcpStream, request: Request, left
     }
     drop(session);
     let _ = stream.close().await;
+}
+
+/// The limits on a connection whose session is not authorized yet.
+struct Probation<'a> {
+    env: &'a SessionEnv,
+    /// Bytes read from the socket so far.
+    received: u64,
+    /// Until the session is authorized or the connection closed.
+    open: bool,
+    /// When the QMux parameters must have arrived; `None` once they did.
+    deadline: Option<Instant>,
+}
+
+impl Probation<'_> {
+    /// Closes the connection if it broke a limit of its probation.
+    fn check(&mut self, conn: &mut QmuxConnection, session: &Session, now: Instant) {
+        if !self.open {
+            return;
+        }
+        if conn.is_established() {
+            self.deadline = None;
+        }
+        if session.is_authorized() || conn.is_closed() {
+            self.open = false;
+            self.deadline = None;
+            return;
+        }
+        let counters = &self.env.counters;
+        if self.received > self.env.limits.pre_auth_bytes {
+            SessionCounters::bump(&counters.pre_auth_overflows);
+            tracing::info!(
+                limit = self.env.limits.pre_auth_bytes,
+                "WebSocket session closed: too much data before it was authorized"
+            );
+            conn.close(
+                error_code::session::PROTOCOL_VIOLATION,
+                "too much data before authorization",
+            );
+            self.open = false;
+            self.deadline = None;
+        } else if !conn.is_established() && self.deadline.is_some_and(|at| now >= at) {
+            SessionCounters::bump(&counters.connect_timeouts);
+            tracing::info!("WebSocket session closed: no QMux parameters before the setup timeout");
+            conn.close(error_code::session::TIMEOUT, "no QMux parameters in time");
+            self.open = false;
+            self.deadline = None;
+        }
+    }
 }
 
 /// What woke the session task.

@@ -4,7 +4,7 @@
 
 use super::close::Close;
 use super::env::SessionEnv;
-use super::io::{Inbound, Outbound, ReadOutcome};
+use super::io::{Inbound, Outbox, ReadOutcome};
 use crate::auth::Scope;
 use crate::model::{Demand, Frame, TrackEnd, TrackEvent, TrackInfo};
 use crate::path;
@@ -91,7 +91,7 @@ impl Consumer {
         _me: SessionRef,
         inbox: &UpstreamInbox,
         streams: &mut dyn Streams,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) -> Result<(), Close> {
         // One announce request per publish prefix; a transport that has no stream credit
         // yet (QMux before the peer's parameters) gets the rest on a later poll.
@@ -110,7 +110,7 @@ impl Consumer {
                 if BidiType::Announce.encode(version, &mut buf).is_ok()
                     && request.encode(version, &mut buf).is_ok()
                 {
-                    outbound.entry(id).or_default().push(buf);
+                    outbound.entry(id).push(buf);
                     let own = OwnStream::Announce {
                         prefix: prefix.clone(),
                         ok_hop: None,
@@ -150,7 +150,7 @@ impl Consumer {
                         up.subscribe_stream
                     });
                     match stream {
-                        Some(stream) => outbound.entry(stream).or_default().finish(),
+                        Some(stream) => outbound.entry(stream).finish(),
                         None => {
                             self.upstreams.remove(&sub);
                         }
@@ -170,7 +170,7 @@ impl Consumer {
         version: Version,
         scope: &Scope,
         streams: &mut dyn Streams,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
         owner: usize,
         track_id: u64,
         broadcast: &str,
@@ -198,7 +198,7 @@ impl Consumer {
             if BidiType::Track.encode(version, &mut buf).is_ok()
                 && request.encode(version, &mut buf).is_ok()
             {
-                outbound.entry(id).or_default().push(buf);
+                outbound.entry(id).push(buf);
                 self.own
                     .insert(id, (Inbound::default(), OwnStream::Track { subscription }));
             }
@@ -231,7 +231,7 @@ impl Consumer {
         &mut self,
         version: Version,
         streams: &mut dyn Streams,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
         subscription: u64,
         demand: Demand,
     ) {
@@ -241,7 +241,7 @@ impl Consumer {
         let mut buf = Vec::new();
         if let Some(stream) = up.subscribe_stream {
             if terms(demand).encode(version, &mut buf).is_ok() {
-                outbound.entry(stream).or_default().push(buf);
+                outbound.entry(stream).push(buf);
             }
             return;
         }
@@ -263,7 +263,7 @@ impl Consumer {
         {
             return;
         }
-        outbound.entry(stream).or_default().push(buf);
+        outbound.entry(stream).push(buf);
         self.own.insert(
             stream,
             (Inbound::default(), OwnStream::Subscribe { subscription }),
@@ -282,7 +282,7 @@ impl Consumer {
         me: SessionRef,
         streams: &mut dyn Streams,
         id: StreamId,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) -> Result<(), Close> {
         let Some((inbound, _)) = self.own.get_mut(&id) else {
             // A stream we forgot: drain it.
@@ -463,7 +463,7 @@ impl Consumer {
         outcome: &ReadOutcome,
         subscription: u64,
         id: StreamId,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) -> Result<Option<OwnStream>, Close> {
         let Some(up) = self.upstreams.get_mut(&subscription) else {
             return Ok(None);
@@ -494,7 +494,7 @@ impl Consumer {
             env.shard
                 .deliver(up.owner, up.track_id, TrackEvent::End(end));
             // Answer the publisher's FIN with ours.
-            outbound.entry(id).or_default().finish();
+            outbound.entry(id).finish();
         }
         Ok(None)
     }

@@ -1,7 +1,8 @@
 //! Per-stream byte plumbing for sessions: a receive buffer that frames are split from
-//! without copying, and a send queue that holds what the transport could not take yet.
+//! without copying, a send queue that holds what the transport could not take yet, and the
+//! session's set of send queues that remembers which ones have something to write.
 
-use crate::transport::{StreamError, StreamId, Streams};
+use crate::transport::{StreamError, StreamId, StreamMap, Streams};
 use crate::wire::{DecodeError, Message, Version};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -41,13 +42,14 @@ impl Inbound {
                 return ReadOutcome::Open;
             }
             let chunk = self.chunk.max(FIRST_READ);
-            self.buf.reserve(chunk);
+            let allowed = limit - self.buf.len();
+            self.buf.reserve(chunk.min(allowed));
             let spare = self.buf.spare_capacity_mut();
+            let room = spare.len().min(allowed);
             // SAFETY: the transport only writes initialized bytes into the slice and
             // reports how many; we expose exactly those below.
-            let spare = unsafe {
-                std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), spare.len())
-            };
+            let spare =
+                unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<u8>(), room) };
             let offered = spare.len();
             match streams.recv(id, spare) {
                 Ok((n, fin)) => {
@@ -140,6 +142,8 @@ pub struct Outbound {
     queue: VecDeque<Bytes>,
     fin: bool,
     fin_sent: bool,
+    /// On its [`Outbox`]'s list of queues to flush.
+    listed: bool,
 }
 
 impl Outbound {
@@ -204,6 +208,81 @@ impl Outbound {
             }
         }
         Ok(())
+    }
+}
+
+/// A session's send queues by stream, and the list of those that may have something to
+/// write: a flush visits only queues touched since the last one and queues the transport
+/// pushed back on, never every open stream.
+#[derive(Default)]
+pub struct Outbox {
+    queues: StreamMap<Outbound>,
+    listed: Vec<StreamId>,
+}
+
+impl Outbox {
+    /// The queue of stream `id` (created empty), listed for the next flush.
+    pub fn entry(&mut self, id: StreamId) -> &mut Outbound {
+        let out = self.queues.entry(id).or_default();
+        if !out.listed {
+            out.listed = true;
+            self.listed.push(id);
+        }
+        out
+    }
+
+    /// Forgets the queue of stream `id`; whether there was one.
+    pub fn remove(&mut self, id: StreamId) -> bool {
+        self.queues.remove(&id).is_some()
+    }
+
+    /// Whether stream `id` has a queue.
+    pub fn contains(&self, id: StreamId) -> bool {
+        self.queues.contains_key(&id)
+    }
+
+    /// Whether stream `id` has nothing queued (or no queue): the transport took it all.
+    pub fn is_drained(&self, id: StreamId) -> bool {
+        self.queues.get(&id).is_none_or(Outbound::is_empty)
+    }
+
+    /// Bytes queued for stream `id` and not yet taken by the transport.
+    pub fn queued_bytes(&self, id: StreamId) -> usize {
+        self.queues
+            .get(&id)
+            .map_or(0, |out| out.queue.iter().map(Bytes::len).sum())
+    }
+
+    /// How many queues the next flush visits.
+    pub fn listed(&self) -> usize {
+        self.listed.len()
+    }
+
+    /// Writes what the transport takes from the listed queues. A queue that is done (FIN
+    /// sent) or whose stream the peer stopped is forgotten; one the transport pushed back
+    /// on stays listed for the next flush.
+    pub fn flush(&mut self, streams: &mut dyn Streams) {
+        let mut i = 0;
+        while i < self.listed.len() {
+            let id = self.listed[i];
+            let Some(out) = self.queues.get_mut(&id) else {
+                self.listed.swap_remove(i);
+                continue;
+            };
+            let keep = match out.flush(streams, id) {
+                Ok(()) => !(out.is_empty() && out.fin_sent()),
+                Err(_) => false,
+            };
+            if !keep {
+                self.queues.remove(&id);
+                self.listed.swap_remove(i);
+            } else if out.has_pending() {
+                i += 1;
+            } else {
+                out.listed = false;
+                self.listed.swap_remove(i);
+            }
+        }
     }
 }
 

@@ -5,6 +5,13 @@
 //! The session is a state machine driven by its transport's task: [`Session::poll`] reads
 //! whatever streams have data, reacts to shard events (announcements, track data, upstream
 //! requests) and writes what it can. It never blocks and never owns a socket.
+//!
+//! What a peer can make it hold is bounded ([`SessionLimits`]): until the session is
+//! authorized only a few streams are looked at, each only as far as its first bytes, and a
+//! session that is not authorized within the setup timeout is closed; afterwards partial
+//! control messages and receive buffers count against per-session budgets, and exceeding
+//! one closes the session. The work of one peer event is proportional to what it touched,
+//! not to the number of open streams.
 
 mod close;
 mod consume;
@@ -14,6 +21,8 @@ mod env;
 /// frames its streams with the same [`io::Inbound`]; not an API the relay offers.
 pub mod io;
 mod serve;
+#[cfg(test)]
+mod tests;
 
 use crate::auth::{AuthError, ConnectPath, Scope};
 use crate::notify::Notify;
@@ -22,14 +31,17 @@ use crate::transport::{StreamId, StreamMap, Streams};
 use crate::wire::{self, error_code, BidiType, Message, Setup, UniType, Version};
 pub use close::Close;
 use consume::Consumer;
-pub use env::SessionEnv;
-use io::{Inbound, Outbound, ReadOutcome};
+pub use env::{SessionCounters, SessionEnv, SessionLimits, DEFAULT_SETUP_TIMEOUT};
+use io::{Inbound, Outbox, ReadOutcome};
 use serve::Server;
 use std::rc::Rc;
 use std::time::Instant;
 
 /// Most peer streams held while waiting for the peer's SETUP.
 const MAX_EARLY_STREAMS: usize = 64;
+/// Most bytes read from a peer stream other than SETUP's before the session is authorized
+/// (enough for its type and a first request; the rest waits in the transport).
+const EARLY_BUFFER: usize = 4 * 1024;
 /// Most peer streams tracked at once (QUIC's stream limit bounds it too).
 const MAX_PEER_STREAMS: usize = 20_000;
 /// Most bytes buffered for one control stream.
@@ -69,7 +81,7 @@ pub struct Session {
     /// Shared so each poll can lend it out while `self` is borrowed mutably.
     scope: Option<Rc<Scope>>,
     streams: StreamMap<(Inbound, Incoming)>,
-    outbound: StreamMap<Outbound>,
+    outbound: Outbox,
     server: Server,
     consumer: Consumer,
     me: SessionRef,
@@ -84,8 +96,23 @@ pub struct Session {
     /// Set by shard events (track data, announcements, upstream requests); the task's own
     /// notification also fires for packets, which alone rarely give the server work.
     events: Rc<Notify>,
-    /// The server must look at its subscriptions on the next step.
+    /// The server must look at all its subscriptions on the next step.
     react_due: bool,
+    /// When the session is closed unless authorized by then (set at the first poll, which
+    /// brings the time).
+    setup_deadline: Option<Instant>,
+    /// Whether the first poll set `setup_deadline`.
+    setup_armed: bool,
+    /// Peer streams in [`Incoming::Early`].
+    early: usize,
+    /// Bytes held in receive buffers of control streams (all but group streams).
+    control_buffered: usize,
+    /// Bytes held in receive buffers of every peer stream.
+    buffered: usize,
+    /// Per-stream visits of the last steps (readable streams handled, queues flushed,
+    /// subscriptions stepped), for the tests that check a step's cost.
+    #[cfg(test)]
+    visits: u64,
 }
 
 impl Session {
@@ -101,14 +128,13 @@ impl Session {
         let (me, inbox) = env.shard.register_session(events.clone());
         let now = env.shard.now();
         Self {
-            env,
             version,
             url_path,
             dialed: None,
             setup_sent: false,
             scope: None,
             streams: StreamMap::default(),
-            outbound: StreamMap::default(),
+            outbound: Outbox::default(),
             server: Server::default(),
             consumer: Consumer::default(),
             me,
@@ -117,8 +143,16 @@ impl Session {
             now,
             activated: Vec::new(),
             closed: false,
+            setup_deadline: None,
+            setup_armed: false,
+            env,
             events,
             react_due: true,
+            early: 0,
+            control_buffered: 0,
+            buffered: 0,
+            #[cfg(test)]
+            visits: 0,
         }
     }
 
@@ -138,7 +172,23 @@ impl Session {
 
     /// The next time the session wants to run without being woken.
     pub fn deadline(&self) -> Option<Instant> {
-        self.expires_at.filter(|_| !self.closed)
+        if self.closed {
+            return None;
+        }
+        match (self.expires_at, self.setup_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the peer's session is authorized (its SETUP, or the URL on lite-04, passed).
+    pub fn is_authorized(&self) -> bool {
+        self.scope.is_some()
+    }
+
+    /// Whether the session closed its transport.
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Runs the session at `now`: reads, reacts, writes. Closes the transport on fatal
@@ -148,6 +198,12 @@ impl Session {
             return;
         }
         self.now = now;
+        if !self.setup_armed {
+            self.setup_armed = true;
+            if self.scope.is_none() {
+                self.setup_deadline = Some(now + self.env.limits.setup_timeout);
+            }
+        }
         self.env.shard.advance(now);
         if let Err(close) = self.step(streams) {
             tracing::info!(code = close.code, reason = %close.reason, "closing session");
@@ -158,6 +214,13 @@ impl Session {
 
     fn step(&mut self, streams: &mut dyn Streams) -> Result<(), Close> {
         self.react_due |= self.events.take();
+        if self.setup_deadline.is_some_and(|at| self.now >= at) {
+            SessionCounters::bump(&self.env.counters.setup_timeouts);
+            return Err(Close {
+                code: error_code::session::TIMEOUT,
+                reason: "no SETUP before the setup timeout".into(),
+            });
+        }
         if self.expires_at.is_some_and(|at| self.now >= at) {
             return Err(Close {
                 code: error_code::session::UNAUTHORIZED,
@@ -174,17 +237,20 @@ impl Session {
             self.authorize(&path, wire::Role::Both)?;
         }
         while let Some(id) = streams.next_readable() {
-            self.react_due = true;
             self.on_readable(streams, id)?;
         }
+        // Streams held unread until authorization: what waits in the transport is read now.
         for id in std::mem::take(&mut self.activated) {
-            self.react_due = true;
-            self.process_incoming(streams, id)?;
+            self.on_readable(streams, id)?;
         }
         if self.scope.is_some() {
             self.react(streams)?;
         }
-        self.flush(streams);
+        #[cfg(test)]
+        {
+            self.visits += self.outbound.listed() as u64;
+        }
+        self.outbound.flush(streams);
         Ok(())
     }
 
@@ -204,7 +270,7 @@ impl Session {
             .encode(self.version, &mut buf)
             .and_then(|_| setup.encode(self.version, &mut buf));
         if encoded.is_ok() {
-            let out = self.outbound.entry(id).or_default();
+            let out = self.outbound.entry(id);
             out.push(buf);
             out.finish();
             self.setup_sent = true;
@@ -234,47 +300,152 @@ impl Session {
         self.on_authorized()
     }
 
-    /// The peer's streams that arrived before authorization become active now.
+    /// The peer's streams that arrived before authorization become active now (once per
+    /// session, over at most [`MAX_EARLY_STREAMS`] streams).
     fn on_authorized(&mut self) -> Result<(), Close> {
+        self.setup_deadline = None;
         for (&id, (_, incoming)) in self.streams.iter_mut() {
-            if let Incoming::Early(kind) = *incoming {
-                *incoming = Incoming::Active(kind);
-                self.activated.push(id);
+            match *incoming {
+                Incoming::Early(kind) => {
+                    *incoming = Incoming::Active(kind);
+                    self.activated.push(id);
+                }
+                // Read only as far as the early limit: the rest is read with the right one.
+                Incoming::Untyped => self.activated.push(id),
+                _ => {}
             }
         }
+        self.early = 0;
         Ok(())
     }
 
     fn on_readable(&mut self, streams: &mut dyn Streams, id: StreamId) -> Result<(), Close> {
         tracing::trace!(stream = id, "readable");
+        #[cfg(test)]
+        {
+            self.visits += 1;
+        }
         let ours = !streams.is_peer_initiated(id);
         if ours {
             return self.on_own_stream(streams, id);
         }
         if !self.streams.contains_key(&id) {
-            if self.streams.len() >= MAX_PEER_STREAMS {
+            let cap = if self.scope.is_some() {
+                MAX_PEER_STREAMS
+            } else {
+                MAX_EARLY_STREAMS
+            };
+            if self.streams.len() >= cap {
+                if self.scope.is_none() {
+                    SessionCounters::bump(&self.env.counters.early_streams_refused);
+                }
                 streams.stop(id, error_code::stream::INTERNAL);
                 return Ok(());
             }
             self.streams
                 .insert(id, (Inbound::default(), Incoming::Untyped));
         }
+        let held = self.held(id);
+        let result = self.read_peer_stream(streams, id);
+        self.account(id, held);
+        result?;
+        self.check_budgets()
+    }
+
+    /// Reads a peer stream as far as its kind's limit allows, then handles what arrived.
+    fn read_peer_stream(&mut self, streams: &mut dyn Streams, id: StreamId) -> Result<(), Close> {
         let bidi = streams.is_bidi(id);
-        let limit = if matches!(self.streams[&id].1, Incoming::Active(StreamKind::Group)) {
-            usize::MAX
-        } else {
-            CONTROL_BUFFER
-        };
-        let outcome = {
-            let (inbound, _) = self.streams.get_mut(&id).unwrap();
-            inbound.fill(streams, id, limit)
-        };
-        if let ReadOutcome::Reset(code) = outcome {
-            self.on_peer_reset(streams, id, code);
-            return Ok(());
+        let mut limit = self.read_limit(id);
+        loop {
+            let outcome = {
+                let (inbound, _) = self.streams.get_mut(&id).expect("inserted above");
+                inbound.fill(streams, id, limit)
+            };
+            if let ReadOutcome::Reset(code) = outcome {
+                self.on_peer_reset(streams, id, code);
+                return Ok(());
+            }
+            self.classify(streams, id, bidi)?;
+            // A stream read only as far as its type, now known to allow more: read on, as
+            // the transport reports a stream readable again only when more arrives.
+            let wider = self.read_limit(id);
+            let full = self
+                .streams
+                .get(&id)
+                .is_some_and(|(i, _)| i.buf.len() >= limit);
+            if outcome != ReadOutcome::Open || wider <= limit || !full {
+                break;
+            }
+            limit = wider;
         }
-        self.classify(streams, id, bidi)?;
         self.process_incoming(streams, id)
+    }
+
+    /// How many bytes stream `id` may hold in its receive buffer: before authorization only
+    /// the SETUP stream is read beyond its first bytes; group streams take whole frames,
+    /// within what is left of the session's budget.
+    fn read_limit(&self, id: StreamId) -> usize {
+        let Some((inbound, incoming)) = self.streams.get(&id) else {
+            return 0;
+        };
+        let kind_limit = match incoming {
+            Incoming::Active(StreamKind::Group) => usize::MAX,
+            Incoming::Setup | Incoming::Active(_) | Incoming::Ignored => CONTROL_BUFFER,
+            Incoming::Untyped if self.scope.is_some() => CONTROL_BUFFER,
+            Incoming::Untyped | Incoming::Early(_) => EARLY_BUFFER,
+        };
+        // One byte past the budget is enough to know it was exceeded.
+        let room = self
+            .env
+            .limits
+            .session_bytes
+            .saturating_sub(self.buffered)
+            .saturating_add(1);
+        kind_limit.min(inbound.buf.len().saturating_add(room))
+    }
+
+    /// What stream `id` holds now: its buffered bytes and whether they count as control.
+    fn held(&self, id: StreamId) -> (usize, bool) {
+        match self.streams.get(&id) {
+            Some((inbound, incoming)) => (
+                inbound.buf.len(),
+                !matches!(incoming, Incoming::Active(StreamKind::Group)),
+            ),
+            None => (0, true),
+        }
+    }
+
+    /// Moves the session's buffer totals from what stream `id` held (`before`) to what it
+    /// holds now.
+    fn account(&mut self, id: StreamId, before: (usize, bool)) {
+        let after = self.held(id);
+        self.buffered = self.buffered - before.0 + after.0;
+        if before.1 {
+            self.control_buffered -= before.0;
+        }
+        if after.1 {
+            self.control_buffered += after.0;
+        }
+    }
+
+    /// Closes the session once its receive buffers exceed a budget.
+    fn check_budgets(&self) -> Result<(), Close> {
+        let limits = &self.env.limits;
+        let over = if self.control_buffered > limits.control_bytes {
+            Some(("partial control messages", limits.control_bytes))
+        } else if self.buffered > limits.session_bytes {
+            Some(("received data", limits.session_bytes))
+        } else {
+            None
+        };
+        let Some((what, limit)) = over else {
+            return Ok(());
+        };
+        SessionCounters::bump(&self.env.counters.budget_closes);
+        Err(Close {
+            code: error_code::session::PROTOCOL_VIOLATION,
+            reason: format!("more than {limit} bytes of {what} buffered"),
+        })
     }
 
     /// Reads the type varint of a new peer stream.
@@ -286,11 +457,7 @@ impl Session {
     ) -> Result<(), Close> {
         let version = self.version;
         let authorized = self.scope.is_some();
-        let early = self
-            .streams
-            .values()
-            .filter(|(_, i)| matches!(i, Incoming::Early(_)))
-            .count();
+        let early = self.early;
         let Some((inbound, incoming)) = self.streams.get_mut(&id) else {
             return Ok(());
         };
@@ -324,7 +491,9 @@ impl Session {
             *incoming = Incoming::Active(kind);
         } else if early < MAX_EARLY_STREAMS {
             *incoming = Incoming::Early(kind);
+            self.early += 1;
         } else {
+            SessionCounters::bump(&self.env.counters.early_streams_refused);
             self.reject_stream(streams, id);
         }
         Ok(())
@@ -336,7 +505,7 @@ impl Session {
         if streams.is_bidi(id) {
             streams.reset(id, error_code::stream::INTERNAL);
         }
-        self.outbound.remove(&id);
+        self.outbound.remove(id);
         self.retire(id);
     }
 
@@ -456,7 +625,11 @@ impl Session {
     }
 
     fn on_peer_reset(&mut self, streams: &mut dyn Streams, id: StreamId, code: u64) {
-        if let Some((_, Incoming::Active(kind))) = self.streams.remove(&id) {
+        let removed = self.streams.remove(&id);
+        if let Some((_, Incoming::Early(_))) = removed {
+            self.early -= 1;
+        }
+        if let Some((_, Incoming::Active(kind))) = removed {
             match kind {
                 StreamKind::Group => self.consumer.on_group_reset(&self.env, id, code),
                 StreamKind::Bidi(_) => self.server.on_stream_gone(streams, id, &mut self.outbound),
@@ -498,23 +671,20 @@ impl Session {
             notify: &self.events,
             peer_hop: self.consumer.peer_hop,
         };
-        // Packets alone (ACKs, mostly) only matter to subscriptions with writes pending.
-        if self.react_due || self.server.has_backlog() {
-            self.react_due = false;
-            self.server.react(&ctx, streams, &mut self.outbound);
+        // Shard events may concern any subscription; packets (ACKs, mostly) and requests
+        // only the subscriptions they touched or that have writes pending.
+        let all = std::mem::take(&mut self.react_due);
+        let _stepped = self.server.react(&ctx, streams, &mut self.outbound, all);
+        #[cfg(test)]
+        {
+            self.visits += _stepped as u64;
         }
         for id in self.server.take_done() {
+            let held = self.held(id);
             self.retire(id);
+            self.account(id, held);
         }
         Ok(())
-    }
-
-    fn flush(&mut self, streams: &mut dyn Streams) {
-        self.outbound
-            .retain(|&id, out| match out.flush(streams, id) {
-                Ok(()) => !(out.is_empty() && out.fin_sent()),
-                Err(_) => false,
-            });
     }
 }
 

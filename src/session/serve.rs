@@ -1,10 +1,18 @@
 //! The relay as publisher towards a viewer: answering its ANNOUNCE, TRACK and SUBSCRIBE
 //! streams from the shard's announced set and tracks.
+//!
+//! An ANNOUNCE answer is written as the viewer takes it: the announced set is read in path
+//! order a chunk at a time, only when the stream's queue has drained, and changes wait in
+//! the request's watch meanwhile (a watch that overflows resets the stream), so a request
+//! costs a cursor, never a copy of the set. A session has at most
+//! [`SessionLimits::announce_requests`](super::SessionLimits) requests open at once.
+//! Subscriptions are stepped when the shard signals track events, otherwise only those a
+//! request touched or whose writes the transport pushed back on.
 
 use super::close::Close;
 use super::egress::{Downstream, Step};
-use super::env::SessionEnv;
-use super::io::{Inbound, Outbound};
+use super::env::{SessionCounters, SessionEnv};
+use super::io::{Inbound, Outbox};
 use crate::auth::Scope;
 use crate::model::{AnnounceEvent, AnnounceWatch, Demand, TrackEnd};
 use crate::notify::Notify;
@@ -15,8 +23,10 @@ use crate::wire::{
     self, error_code::stream as code, Announce, AnnounceOk, AnnounceRequest, AnnounceStatus,
     Message, Subscribe, SubscribeUpdate, TrackRequest, Version,
 };
-use std::collections::HashSet;
 use std::rc::Rc;
+
+/// Most announcements written from the announced set per step of one request.
+pub(super) const SNAPSHOT_CHUNK: usize = 256;
 
 /// What serving a stream needs from its session.
 pub struct Ctx<'a> {
@@ -33,9 +43,17 @@ struct AnnounceServe {
     /// The request prefix, absolute.
     prefix: String,
     exclude: u64,
-    watches: Vec<Rc<AnnounceWatch>>,
-    /// Absolute paths the peer currently sees as active.
-    active: HashSet<String>,
+    /// One per prefix the requester may see within its request.
+    views: Vec<AnnounceView>,
+}
+
+/// One watched prefix of a request, and how far its answer from the announced set got.
+struct AnnounceView {
+    watch: Rc<AnnounceWatch>,
+    /// The last path written from the set; changes after it are not the peer's yet.
+    cursor: Option<String>,
+    /// The whole set under the prefix was written; every change is the peer's.
+    caught_up: bool,
 }
 
 /// A TRACK request waiting for the track's info.
@@ -49,6 +67,9 @@ pub struct Server {
     announces: StreamMap<AnnounceServe>,
     tracks: StreamMap<TrackServe>,
     subscriptions: StreamMap<Downstream>,
+    /// Subscriptions to step next time even without shard events: new or updated ones, and
+    /// those whose writes the transport pushed back on.
+    ready: Vec<StreamId>,
     /// Peer streams we are done with (answered or refused), for the session to retire.
     done: Vec<StreamId>,
 }
@@ -61,7 +82,7 @@ impl Server {
         streams: &mut dyn Streams,
         id: StreamId,
         inbound: &mut Inbound,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) -> Result<bool, Close> {
         if !self.announces.contains_key(&id) {
             let request = match inbound.message::<AnnounceRequest>(ctx.version) {
@@ -72,25 +93,37 @@ impl Server {
                     return Err(Close::protocol("ANNOUNCE_REQUEST", e));
                 }
             };
+            if self.announces.len() >= ctx.env.limits.announce_requests {
+                SessionCounters::bump(&ctx.env.counters.announce_requests_refused);
+                tracing::debug!(
+                    limit = ctx.env.limits.announce_requests,
+                    "announce request refused: too many open"
+                );
+                refuse(streams, id, code::INTERNAL);
+                outbound.remove(id);
+                return Ok(false);
+            }
             self.start_announce(ctx, id, request, outbound);
         }
         // The requester sends nothing more; its FIN ends the stream.
         inbound.buf.clear();
         if inbound.finished {
             self.announces.remove(&id);
-            outbound.entry(id).or_default().finish();
-            let _ = streams;
+            outbound.entry(id).finish();
             return Ok(false);
         }
         Ok(true)
     }
 
+    /// Starts answering an ANNOUNCE request: ANNOUNCE_OK (lite-05) counting the first chunk
+    /// of the announced set, which follows at once; the rest of the set follows as the
+    /// requester takes it (see [`Self::announce_changes`]), as plain announcements.
     fn start_announce(
         &mut self,
         ctx: &Ctx<'_>,
         id: StreamId,
         request: AnnounceRequest,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) {
         let prefix = ctx.scope.absolute(&request.prefix);
         let exclude = if request.exclude_hop != 0 {
@@ -101,37 +134,31 @@ impl Server {
         let mut serve = AnnounceServe {
             prefix,
             exclude,
-            watches: Vec::new(),
-            active: HashSet::new(),
+            views: Vec::new(),
         };
-        let mut initial: Vec<(String, Vec<u64>)> = Vec::new();
         {
             let mut announced = ctx.env.shard.announced.borrow_mut();
             for visible in ctx.scope.visible_within(&request.prefix) {
                 let absolute = ctx.scope.absolute(&visible);
-                serve
-                    .watches
-                    .push(announced.watch(absolute.clone(), ctx.notify.clone()));
-                for (path, hops) in announced.under(&absolute) {
-                    initial.push((path.to_string(), hops.to_vec()));
-                }
+                serve.views.push(AnnounceView {
+                    watch: announced.watch(absolute, ctx.notify.clone()),
+                    cursor: None,
+                    caught_up: false,
+                });
             }
         }
-        initial.retain(|(_, hops)| visible_to(hops, exclude, ctx.env.shard.config.hop));
-        let out = outbound.entry(id).or_default();
+        let mut first = Vec::new();
+        let count = serve.write_snapshot(ctx, &mut first);
         let mut buf = Vec::new();
         if ctx.version == Version::Lite05 {
             let ok = AnnounceOk {
                 hop: ctx.env.shard.config.hop,
-                active_count: initial.len() as u64,
+                active_count: count as u64,
             };
             let _ = ok.encode(ctx.version, &mut buf);
         }
-        for (path, hops) in initial {
-            encode_active(ctx, &serve.prefix, &path, &hops, &mut buf);
-            serve.active.insert(path);
-        }
-        out.push(buf);
+        buf.extend_from_slice(&first);
+        outbound.entry(id).push(buf);
         tracing::debug!(prefix = %serve.prefix, "serving announcements");
         self.announces.insert(id, serve);
     }
@@ -148,7 +175,7 @@ impl Server {
         streams: &mut dyn Streams,
         id: StreamId,
         inbound: &mut Inbound,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) -> Result<bool, Close> {
         if self.tracks.contains_key(&id) {
             if inbound.finished && inbound.buf.is_empty() {
@@ -168,7 +195,7 @@ impl Server {
             Some(_) if !ctx.env.shard.admits_requests() => {
                 tracing::warn!(broadcast = %request.broadcast, "track request refused: the relay's mesh is congested");
                 refuse(streams, id, code::INTERNAL);
-                outbound.remove(&id);
+                outbound.remove(id);
                 Ok(false)
             }
             Some(broadcast) => {
@@ -180,7 +207,7 @@ impl Server {
             }
             None => {
                 refuse(streams, id, code::UNROUTABLE);
-                outbound.remove(&id);
+                outbound.remove(id);
                 Ok(false)
             }
         }
@@ -193,7 +220,7 @@ impl Server {
         streams: &mut dyn Streams,
         id: StreamId,
         inbound: &mut Inbound,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) -> Result<bool, Close> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.subscriptions.entry(id) {
             let request = match inbound.message::<Subscribe>(ctx.version) {
@@ -219,15 +246,17 @@ impl Server {
                     .open_track(&broadcast, &request.track, Some(demand_of(&request)));
             handle.track().watch(ctx.notify);
             let mut downstream = Downstream::new(&request, handle);
-            downstream.accept(ctx.version, outbound.entry(id).or_default());
+            downstream.accept(ctx.version, outbound.entry(id));
             tracing::debug!(broadcast = %broadcast, track = %request.track, id = request.id, "subscribed");
             slot.insert(downstream);
+            self.ready.push(id);
         }
         loop {
             match inbound.message::<SubscribeUpdate>(ctx.version) {
                 Ok(Some(update)) => {
                     if let Some(sub) = self.subscriptions.get_mut(&id) {
                         sub.update(&update);
+                        self.ready.push(id);
                     }
                 }
                 Ok(None) => break,
@@ -239,7 +268,7 @@ impl Server {
             if let Some(mut sub) = self.subscriptions.remove(&id) {
                 sub.cancel(streams, code::CANCEL);
             }
-            outbound.entry(id).or_default().finish();
+            outbound.entry(id).finish();
             return Ok(false);
         }
         Ok(true)
@@ -250,104 +279,93 @@ impl Server {
         &mut self,
         streams: &mut dyn Streams,
         id: StreamId,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) {
         if let Some(mut sub) = self.subscriptions.remove(&id) {
             sub.cancel(streams, code::CANCEL);
         }
         self.announces.remove(&id);
         self.tracks.remove(&id);
-        if outbound.remove(&id).is_some() {
+        if outbound.remove(id) {
             streams.reset(id, code::CANCEL);
         }
     }
 
-    /// Writes announcement changes, TRACK_INFO replies and group data.
-    /// Whether a subscription has writes the transport did not take yet.
-    pub fn has_backlog(&self) -> bool {
-        self.subscriptions.values().any(Downstream::has_backlog)
-    }
-
+    /// Writes announcement changes, TRACK_INFO replies and group data: for every
+    /// subscription when `all` (the shard signalled track events), else only for those
+    /// listed as ready. Returns how many subscriptions it stepped.
     pub fn react(
         &mut self,
         ctx: &Ctx<'_>,
         streams: &mut dyn Streams,
-        outbound: &mut StreamMap<Outbound>,
-    ) {
+        outbound: &mut Outbox,
+        all: bool,
+    ) -> usize {
         self.announce_changes(ctx, streams, outbound);
-        self.answer_tracks(ctx.version, streams, outbound);
-        let mut done = Vec::new();
-        for (&id, sub) in self.subscriptions.iter_mut() {
-            let control = outbound.entry(id).or_default();
-            match sub.step(ctx.version, streams, control) {
+        if all {
+            self.answer_tracks(ctx.version, streams, outbound);
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        if all {
+            ready.clear();
+            ready.extend(self.subscriptions.keys().copied());
+        } else {
+            ready.sort_unstable();
+            ready.dedup();
+        }
+        let stepped = ready.len();
+        for id in ready {
+            let Some(sub) = self.subscriptions.get_mut(&id) else {
+                continue;
+            };
+            match sub.step(ctx.version, streams, outbound.entry(id)) {
                 // A finished subscription waits for the subscriber's FIN.
-                Step::Continue | Step::Finished => {}
+                Step::Continue | Step::Finished => {
+                    if sub.has_backlog() {
+                        self.ready.push(id);
+                    }
+                }
                 Step::Fail(c) => {
                     refuse(streams, id, c);
-                    outbound.remove(&id);
-                    done.push(id);
+                    outbound.remove(id);
+                    self.subscriptions.remove(&id);
+                    self.done.push(id);
                 }
             }
         }
-        for id in done {
-            self.subscriptions.remove(&id);
-            self.done.push(id);
-        }
+        stepped
     }
 
+    /// Writes, for each announce request whose stream has drained, the changes its watches
+    /// queued and the next chunk of the announced set. A request whose watch overflowed
+    /// (the requester fell too far behind) is reset.
     fn announce_changes(
         &mut self,
         ctx: &Ctx<'_>,
         streams: &mut dyn Streams,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) {
-        let our_hop = ctx.env.shard.config.hop;
         let mut overflowed = Vec::new();
         for (&id, serve) in self.announces.iter_mut() {
-            let mut buf = Vec::new();
-            for watch in &serve.watches {
-                if watch.overflowed() {
-                    overflowed.push(id);
-                    break;
-                }
-                while let Some(event) = watch.pop() {
-                    match event {
-                        AnnounceEvent::Active { path, hops } => {
-                            if !visible_to(&hops, serve.exclude, our_hop) {
-                                continue;
-                            }
-                            let replay = serve.active.contains(&path);
-                            // lite-04 peers treat a repeat as a duplicate: keep the old chain.
-                            if replay && ctx.version == Version::Lite04 {
-                                continue;
-                            }
-                            encode_active(ctx, &serve.prefix, &path, &hops, &mut buf);
-                            serve.active.insert(path);
-                        }
-                        AnnounceEvent::Ended { path } => {
-                            if serve.active.remove(&path) {
-                                let suffix =
-                                    path::strip_prefix(&path, &serve.prefix).unwrap_or_default();
-                                let ended = Announce {
-                                    status: AnnounceStatus::Ended,
-                                    suffix: suffix.to_string(),
-                                    hops: Vec::new(),
-                                };
-                                let _ = ended.encode(ctx.version, &mut buf);
-                            }
-                        }
-                    }
-                }
+            if serve.views.iter().any(|v| v.watch.overflowed()) {
+                overflowed.push(id);
+                continue;
             }
+            if !outbound.is_drained(id) {
+                continue;
+            }
+            let mut buf = Vec::new();
+            serve.write_changes(ctx, &mut buf);
+            serve.write_snapshot(ctx, &mut buf);
             if !buf.is_empty() {
-                outbound.entry(id).or_default().push(buf);
+                outbound.entry(id).push(buf);
             }
         }
         for id in overflowed {
             tracing::warn!("announce stream fell too far behind; reset");
             self.announces.remove(&id);
             refuse(streams, id, code::TOO_FAR_BEHIND);
-            outbound.remove(&id);
+            outbound.remove(id);
             self.done.push(id);
         }
     }
@@ -356,14 +374,14 @@ impl Server {
         &mut self,
         version: Version,
         streams: &mut dyn Streams,
-        outbound: &mut StreamMap<Outbound>,
+        outbound: &mut Outbox,
     ) {
         let done = &mut self.done;
         self.tracks.retain(|&id, serve| {
             let track = serve.handle.track();
             if let Some(TrackEnd::Failed(c)) = track.end() {
                 refuse(streams, id, c);
-                outbound.remove(&id);
+                outbound.remove(id);
                 done.push(id);
                 return false;
             }
@@ -377,7 +395,7 @@ impl Server {
             };
             let mut buf = Vec::new();
             if reply.encode(version, &mut buf).is_ok() {
-                let out = outbound.entry(id).or_default();
+                let out = outbound.entry(id);
                 out.push(buf);
                 out.finish();
             }
@@ -385,6 +403,96 @@ impl Server {
             false
         });
     }
+}
+
+impl AnnounceServe {
+    /// Writes the changes queued since the last call that concern what the requester has
+    /// seen: those at or before a view's cursor, every one once it caught up (later paths
+    /// are read from the set when the cursor gets there).
+    fn write_changes(&mut self, ctx: &Ctx<'_>, buf: &mut Vec<u8>) {
+        let our_hop = ctx.env.shard.config.hop;
+        let shown = |hops: &[u64]| visible_to(hops, self.exclude, our_hop);
+        for view in &self.views {
+            while let Some(event) = view.watch.pop() {
+                let path = match &event {
+                    AnnounceEvent::Active { path, .. } | AnnounceEvent::Ended { path, .. } => path,
+                };
+                let seen = view.caught_up
+                    || view
+                        .cursor
+                        .as_deref()
+                        .is_some_and(|cursor| path.as_str() <= cursor);
+                if !seen {
+                    continue;
+                }
+                match &event {
+                    AnnounceEvent::Active {
+                        path,
+                        hops,
+                        previous,
+                    } => {
+                        let before = previous.as_deref().is_some_and(shown);
+                        let now = shown(hops);
+                        if now && !(before && ctx.version == Version::Lite04) {
+                            // lite-04 peers treat a repeat as a duplicate: keep the old chain.
+                            encode_active(ctx, &self.prefix, path, hops, buf);
+                        } else if before && !now {
+                            encode_ended(ctx, &self.prefix, path, buf);
+                        }
+                    }
+                    AnnounceEvent::Ended { path, hops } => {
+                        if shown(hops) {
+                            encode_ended(ctx, &self.prefix, path, buf);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes up to [`SNAPSHOT_CHUNK`] active broadcasts from the set after the views'
+    /// cursors, moving them on; returns how many it wrote.
+    fn write_snapshot(&mut self, ctx: &Ctx<'_>, buf: &mut Vec<u8>) -> usize {
+        let our_hop = ctx.env.shard.config.hop;
+        let announced = ctx.env.shard.announced.borrow();
+        let mut written = 0;
+        let mut read = 0;
+        for view in self.views.iter_mut().filter(|v| !v.caught_up) {
+            let mut last = None;
+            let mut exhausted = true;
+            for (path, hops) in announced.after(&view.watch.prefix, view.cursor.as_deref()) {
+                // Invisible routes count too, so one step's work stays bounded.
+                if written == SNAPSHOT_CHUNK || read == 4 * SNAPSHOT_CHUNK {
+                    exhausted = false;
+                    break;
+                }
+                read += 1;
+                last = Some(path);
+                if visible_to(hops, self.exclude, our_hop) {
+                    encode_active(ctx, &self.prefix, path, hops, buf);
+                    written += 1;
+                }
+            }
+            if let Some(last) = last {
+                view.cursor = Some(last.to_string());
+            }
+            if !exhausted {
+                break;
+            }
+            view.caught_up = true;
+        }
+        written
+    }
+}
+
+fn encode_ended(ctx: &Ctx<'_>, prefix: &str, path: &str, buf: &mut Vec<u8>) {
+    let suffix = path::strip_prefix(path, prefix).unwrap_or_default();
+    let ended = Announce {
+        status: AnnounceStatus::Ended,
+        suffix: suffix.to_string(),
+        hops: Vec::new(),
+    };
+    let _ = ended.encode(ctx.version, buf);
 }
 
 /// What a SUBSCRIBE asks of its track.
