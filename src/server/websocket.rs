@@ -165,7 +165,7 @@ struct Probation<'a> {
     env: &'a SessionEnv,
     /// Bytes read from the socket so far.
     received: u64,
-    /// Until the session is authorized or the connection closed.
+    /// Held to the byte limit: until the session is authorized or the connection closed.
     open: bool,
     /// When the QMux parameters must have arrived; `None` once they did.
     deadline: Option<Instant>,
@@ -174,19 +174,18 @@ struct Probation<'a> {
 impl Probation<'_> {
     /// Closes the connection if it broke a limit of its probation.
     fn check(&mut self, conn: &mut QmuxConnection, session: &Session, now: Instant) {
-        if !self.open {
-            return;
+        if conn.is_closed() {
+            self.open = false;
+            self.deadline = None;
         }
         if conn.is_established() {
             self.deadline = None;
         }
-        if session.is_authorized() || conn.is_closed() {
+        if session.is_authorized() {
             self.open = false;
-            self.deadline = None;
-            return;
         }
         let counters = &self.env.counters;
-        if self.received > self.env.limits.pre_auth_bytes {
+        if self.open && self.received > self.env.limits.pre_auth_bytes {
             SessionCounters::bump(&counters.pre_auth_overflows);
             tracing::info!(
                 limit = self.env.limits.pre_auth_bytes,
