@@ -201,9 +201,12 @@ impl Server {
             Some(broadcast) => {
                 let handle = ctx.env.shard.open_track(&broadcast, &request.track, None);
                 handle.track().watch(ctx.notify);
-                self.tracks.insert(id, TrackServe { handle });
-                self.answer_tracks(ctx.version, streams, outbound);
-                Ok(self.tracks.contains_key(&id))
+                let serve = TrackServe { handle };
+                if answer_track(ctx.version, streams, outbound, id, &serve, &mut self.done) {
+                    return Ok(false);
+                }
+                self.tracks.insert(id, serve);
+                Ok(true)
             }
             None => {
                 refuse(streams, id, code::UNROUTABLE);
@@ -370,6 +373,7 @@ impl Server {
         }
     }
 
+    /// Answers every TRACK request whose track has its info (or failed).
     fn answer_tracks(
         &mut self,
         version: Version,
@@ -377,32 +381,44 @@ impl Server {
         outbound: &mut Outbox,
     ) {
         let done = &mut self.done;
-        self.tracks.retain(|&id, serve| {
-            let track = serve.handle.track();
-            if let Some(TrackEnd::Failed(c)) = track.end() {
-                refuse(streams, id, c);
-                outbound.remove(id);
-                done.push(id);
-                return false;
-            }
-            let Some(info) = track.info() else {
-                return true;
-            };
-            let reply = wire::TrackInfo {
-                priority: info.priority,
-                max_latency_ms: info.max_age_ms,
-                timescale: info.timescale,
-            };
-            let mut buf = Vec::new();
-            if reply.encode(version, &mut buf).is_ok() {
-                let out = outbound.entry(id);
-                out.push(buf);
-                out.finish();
-            }
-            done.push(id);
-            false
-        });
+        self.tracks
+            .retain(|&id, serve| !answer_track(version, streams, outbound, id, serve, done));
     }
+}
+
+/// Answers one TRACK request if its track has its info (TRACK_INFO, FIN) or failed (reset);
+/// returns whether it was answered.
+fn answer_track(
+    version: Version,
+    streams: &mut dyn Streams,
+    outbound: &mut Outbox,
+    id: StreamId,
+    serve: &TrackServe,
+    done: &mut Vec<StreamId>,
+) -> bool {
+    let track = serve.handle.track();
+    if let Some(TrackEnd::Failed(c)) = track.end() {
+        refuse(streams, id, c);
+        outbound.remove(id);
+        done.push(id);
+        return true;
+    }
+    let Some(info) = track.info() else {
+        return false;
+    };
+    let reply = wire::TrackInfo {
+        priority: info.priority,
+        max_latency_ms: info.max_age_ms,
+        timescale: info.timescale,
+    };
+    let mut buf = Vec::new();
+    if reply.encode(version, &mut buf).is_ok() {
+        let out = outbound.entry(id);
+        out.push(buf);
+        out.finish();
+    }
+    done.push(id);
+    true
 }
 
 impl AnnounceServe {
