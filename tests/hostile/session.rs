@@ -428,21 +428,35 @@ fn announce_requests_stream_the_announced_set_and_are_limited_per_session() {
 
     let mut attacker = MoqClient::connect(relay.addr, Version::Lite05, "anon").unwrap();
     let (rss, _) = memory(relay.pid());
+    let since = Instant::now();
     for _ in 0..REQUESTS {
         attacker.request_announces("");
     }
-    // The attacker reads nothing; the relay's answers wait for it.
-    let until = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < until {
+    // The attacker reads nothing; it waits until the relay answered or refused every
+    // request (its client-initiated bidi streams are 0, 4, 8 …: SETUP went on a uni one).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answered = |attacker: &MoqClient| {
+        (0..REQUESTS as u64)
+            .filter(|i| attacker.quic.conn.stream_readable(i * 4))
+            .count()
+    };
+    while answered(&attacker) < REQUESTS && Instant::now() < deadline {
         let _ = attacker.pump_only(Duration::from_millis(10));
         let _ = publisher.poll(Duration::from_millis(1));
     }
+    let waited = since.elapsed();
     let (now, peak) = memory(relay.pid());
     let growth = peak.saturating_sub(rss);
     eprintln!(
-        "{REQUESTS} announce requests over {BROADCASTS} broadcasts: RSS +{} KiB (peak +{} KiB)",
+        "{REQUESTS} announce requests over {BROADCASTS} broadcasts: {} answered or refused after {waited:?}, RSS +{} KiB (peak +{} KiB)",
+        answered(&attacker),
         now.saturating_sub(rss) / 1024,
         growth / 1024
+    );
+    assert_eq!(
+        answered(&attacker),
+        REQUESTS,
+        "every request answered or refused"
     );
     assert!(growth < 32 * MIB as u64, "peak RSS grew by {growth} bytes");
     assert!(
