@@ -186,11 +186,6 @@ impl Session {
         self.scope.is_some()
     }
 
-    /// Whether the session closed its transport.
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
-
     /// Runs the session at `now`: reads, reacts, writes. Closes the transport on fatal
     /// errors.
     pub fn poll(&mut self, streams: &mut dyn Streams, now: Instant) {
@@ -419,12 +414,16 @@ impl Session {
     /// holds now.
     fn account(&mut self, id: StreamId, before: (usize, bool)) {
         let after = self.held(id);
-        self.buffered = self.buffered - before.0 + after.0;
+        // Saturating: a miscount must never panic on a peer's input.
+        self.buffered = self
+            .buffered
+            .saturating_sub(before.0)
+            .saturating_add(after.0);
         if before.1 {
-            self.control_buffered -= before.0;
+            self.control_buffered = self.control_buffered.saturating_sub(before.0);
         }
         if after.1 {
-            self.control_buffered += after.0;
+            self.control_buffered = self.control_buffered.saturating_add(after.0);
         }
     }
 

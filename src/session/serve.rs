@@ -70,6 +70,8 @@ pub struct Server {
     /// Subscriptions to step next time even without shard events: new or updated ones, and
     /// those whose writes the transport pushed back on.
     ready: Vec<StreamId>,
+    /// The list being stepped, kept between steps for its capacity (no allocation per step).
+    stepping: Vec<StreamId>,
     /// Peer streams we are done with (answered or refused), for the session to retire.
     done: Vec<StreamId>,
 }
@@ -308,7 +310,8 @@ impl Server {
         if all {
             self.answer_tracks(ctx.version, streams, outbound);
         }
-        let mut ready = std::mem::take(&mut self.ready);
+        let mut ready = std::mem::take(&mut self.stepping);
+        std::mem::swap(&mut ready, &mut self.ready);
         if all {
             ready.clear();
             ready.extend(self.subscriptions.keys().copied());
@@ -317,7 +320,7 @@ impl Server {
             ready.dedup();
         }
         let stepped = ready.len();
-        for id in ready {
+        for id in ready.drain(..) {
             let Some(sub) = self.subscriptions.get_mut(&id) else {
                 continue;
             };
@@ -336,6 +339,7 @@ impl Server {
                 }
             }
         }
+        self.stepping = ready;
         stepped
     }
 
