@@ -42,18 +42,21 @@ use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a send waits before retrying when the socket buffer is full and the datagram
 /// cannot go through glommio's `send_to` (because it carries a source address).
 const FULL_BUFFER_RETRY: Duration = Duration::from_millis(1);
 
-/// Full receive batches in a row after which `recv_batch` offers the executor a preemption.
-/// That is at least 8192 datagrams read without the socket running dry: more than a 4 MiB
-/// receive buffer holds, so they kept arriving as fast as they were read (a flood), where a
-/// backlog of ACKs from a round of sends empties. 64 was too few: at 3000 viewers of 1 Mbps
-/// on one core a backlog reached that and the yield dropped 10 000 datagrams a second.
-const FLOOD_BATCHES: u32 = 512;
+/// Continuous receiving (batch after full batch, the socket never running dry) after which
+/// `recv_batch` lets the shard's other tasks run: timers, the mesh, sends. Only a flood keeps
+/// a socket from running dry that long; a backlog of ACKs from a round of sends empties
+/// sooner. The budget is time, not a count of batches, so it holds whatever a datagram costs:
+/// 512 full batches (the count used before) took seconds when each datagram started a
+/// handshake, and viewers on the shard saw nothing for 3.5 s. It must stay well above what a
+/// backlog takes: 64 full batches (4096 datagrams, a few milliseconds of ACKs) was too few
+/// at 3000 viewers of 1 Mbps on one core, where the yield dropped 10 000 datagrams a second.
+const RECV_TIME_BUDGET: Duration = Duration::from_millis(20);
 
 /// Counters of one socket since it was created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,6 +74,9 @@ pub struct UdpStats {
     pub send_dropped: u64,
     /// Times GSO was found not to work and this socket fell back to one datagram per call.
     pub gso_fallbacks: u64,
+    /// Times receiving gave the shard's other tasks their turn after
+    /// [`RECV_TIME_BUDGET`] of continuous receiving (a flood).
+    pub receive_yields: u64,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +86,7 @@ struct Counters {
     datagrams_sent: Cell<u64>,
     send_dropped: Cell<u64>,
     gso_fallbacks: Cell<u64>,
+    receive_yields: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>, n: u64) {
@@ -254,8 +261,9 @@ pub struct UdpSocket {
     gro: bool,
     /// Segments per `sendmsg`: `MAX_GSO_SEGMENTS` with GSO, 1 without (or after a fallback).
     gso_segments: Cell<usize>,
-    /// Receive batches in a row that came back full (the socket had more queued).
-    full_batches: Cell<u32>,
+    /// Since when every receive batch came back full (the socket had more queued), if the
+    /// last one did.
+    flood_since: Cell<Option<Instant>>,
     counters: Counters,
 }
 
@@ -298,7 +306,7 @@ impl UdpSocket {
             ipv6,
             gro,
             gso_segments: Cell::new(gso_segments),
-            full_batches: Cell::new(0),
+            flood_since: Cell::new(None),
             counters: Counters::default(),
         })
     }
@@ -329,6 +337,7 @@ impl UdpSocket {
             datagrams_sent: c.datagrams_sent.get(),
             send_dropped: c.send_dropped.get(),
             gso_fallbacks: c.gso_fallbacks.get(),
+            receive_yields: c.receive_yields.get(),
         }
     }
 
@@ -350,21 +359,30 @@ impl UdpSocket {
     /// connection: the socket would go unread for tens of milliseconds and overflow with ACKs
     /// (at 2500 viewers of 1 Mbps on one core, a yield per call lost 11 000 datagrams a
     /// second, and with them fairness between connections). Only a flood, which would always
-    /// find datagrams queued and never wait, gives the shard's other tasks their turn: after
-    /// [`FLOOD_BATCHES`] full batches in a row, when the executor's preemption timer says so
-    /// ([`crate::RuntimeConfig::preempt_timer`]).
+    /// find datagrams queued and never wait, gives the shard's other tasks their turn: once it
+    /// has received for [`RECV_TIME_BUDGET`] without the socket running dry, when the
+    /// executor's preemption timer says others are waiting
+    /// ([`crate::RuntimeConfig::preempt_timer`]). The clock is read once per run of full
+    /// batches and once per call within one, never per datagram.
     pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        if self.full_batches.get() >= FLOOD_BATCHES {
-            self.full_batches.set(0);
-            glommio::yield_if_needed().await;
+        if let Some(since) = self.flood_since.get() {
+            if since.elapsed() >= RECV_TIME_BUDGET {
+                self.flood_since.set(None);
+                if glommio::executor().need_preempt() {
+                    bump(&self.counters.receive_yields, 1);
+                    glommio::yield_if_needed().await;
+                }
+            }
         }
         loop {
             match self.try_recv_batch(batch) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.full_batches.set(0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.flood_since.set(None),
                 Ok(filled) => {
-                    let full = filled == batch.capacity();
-                    self.full_batches
-                        .set(if full { self.full_batches.get() + 1 } else { 0 });
+                    if filled < batch.capacity() {
+                        self.flood_since.set(None);
+                    } else if self.flood_since.get().is_none() {
+                        self.flood_since.set(Some(Instant::now()));
+                    }
                     return Ok(filled);
                 }
                 other => return other,
@@ -384,11 +402,7 @@ impl UdpSocket {
         let filled = recv_batch_on(self.fd, self.gro, batch)?;
         for meta in &batch.meta[..filled] {
             if meta.len == 0 {
-                tracing::debug!(
-                    local = %self.local_addr,
-                    src = %meta.src,
-                    "dropping a truncated or unaddressed datagram"
-                );
+                // Counted, not logged: a peer can send these as fast as it likes.
                 bump(&self.counters.receive_dropped, 1);
             } else {
                 bump(&self.counters.datagrams_received, meta.datagrams() as u64);
