@@ -120,7 +120,7 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         config,
         Rc::new(UdpOut(udp.clone())),
         MAX_CONNECTIONS_PER_SHARD,
-        settings.quic.keep_alive,
+        &settings.quic,
     );
     {
         let endpoint = endpoint.clone();
@@ -167,7 +167,8 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
     futures_lite::future::or(receive, shard.stopped()).await;
     endpoint.shutdown();
     glommio::timer::sleep(Duration::from_millis(50)).await;
-    let (udp, mesh, http) = (udp.stats(), relay.mesh_drops(), http_slots.stats());
+    let (udp, mesh, quic) = (udp.stats(), relay.mesh_drops(), endpoint.stats());
+    let http = http_slots.stats();
     let (wt, ws) = (
         crate::transport::webtransport::refusals::refusals(),
         crate::transport::qmux::refusals::refusals(),
@@ -177,9 +178,11 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
     // the counters from every line that says "shard stopped".
     tracing::info!(
         shard = id,
+        udp_received = udp.datagrams_received,
         udp_sent = udp.datagrams_sent,
         udp_send_dropped = udp.send_dropped,
         udp_receive_dropped = udp.receive_dropped,
+        udp_receive_yields = udp.receive_yields,
         mesh_frames_shed = mesh.data.frames,
         mesh_groups_reset = mesh.data.groups_reset,
         mesh_groups_skipped = mesh.data.groups_skipped,
@@ -189,9 +192,20 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
     );
     tracing::info!(
         shard = id,
-        short_initials_dropped = endpoint.short_initials_dropped(),
-        undecodable_dropped = endpoint.undecodable_dropped(),
-        unknown_connection_dropped = endpoint.unknown_connection_dropped(),
+        connections_accepted = quic.accepted,
+        packets_forwarded = quic.forwarded,
+        short_initials_dropped = quic.short_initials,
+        undecodable_dropped = quic.undecodable,
+        unknown_connection_dropped = quic.unknown_connection,
+        version_negotiations = quic.version_negotiations,
+        retries_sent = quic.retries,
+        tokens_invalid = quic.tokens_invalid,
+        tokens_expired = quic.tokens_expired,
+        connection_limit_refused = quic.connection_limit,
+        handshakes_refused = quic.handshakes_refused,
+        accept_failed = quic.accept_failed,
+        handshakes_timed_out = quic.handshakes_timed_out,
+        amplification_limited = quic.amplification_limited,
         "shard stopped: QUIC endpoint"
     );
     tracing::info!(

@@ -1,5 +1,7 @@
 //! The quiche configuration every shard builds for its endpoint.
 
+use super::handshakes::HandshakeLimits;
+use super::token::RetryKey;
 use crate::transport::tls::Certificate;
 use crate::wire::Version;
 use std::time::Duration;
@@ -15,6 +17,13 @@ pub struct QuicSettings {
     pub max_data: u64,
     /// Per-stream receive window in bytes.
     pub max_stream_data: u64,
+    /// An accepted connection whose handshake has not completed by then is closed.
+    pub handshake_timeout: Duration,
+    /// When new clients get a Retry or are refused.
+    pub handshakes: HandshakeLimits,
+    /// Signs and checks Retry tokens; made once at start-up and shared by every shard
+    /// (clones share the key), since a client's next Initial may reach another shard.
+    pub retry_key: RetryKey,
 }
 
 impl Default for QuicSettings {
@@ -25,6 +34,9 @@ impl Default for QuicSettings {
             max_streams: 10_000,
             max_data: 64 << 20,
             max_stream_data: 16 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            handshakes: HandshakeLimits::default(),
+            retry_key: RetryKey::generate(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! the connection's streams, flushes packets, and sleeps until the next packet, session
 //! event or quiche timer.
 
+use super::amplification::AntiAmplification;
 use super::buffers::QuicConnection;
 use super::streams::{QuicStreams, StreamIds};
 use crate::notify::Notify;
@@ -19,6 +20,8 @@ pub struct Connection {
     pub cids: RefCell<Vec<Vec<u8>>>,
     /// Notified once the driver task has ended (the connection is closed and forgotten).
     pub ended: Rc<Notify>,
+    /// What it may send before the peer's address is validated (server side).
+    pub amplification: AntiAmplification,
 }
 
 impl Connection {
@@ -29,6 +32,7 @@ impl Connection {
             ids: RefCell::new(StreamIds::new(server)),
             cids: RefCell::new(Vec::new()),
             ended: Notify::new(),
+            amplification: AntiAmplification::new(!server),
         })
     }
 
