@@ -72,6 +72,12 @@ pub fn run(
         idle_timeout: config.quic.idle_timeout,
         keep_alive: config.quic.keep_alive,
         max_streams: config.quic.max_streams,
+        handshake_timeout: config.quic.handshake_timeout,
+        handshakes: quic::HandshakeLimits {
+            retry: config.quic.retry,
+            unvalidated: config.limits.unvalidated_handshakes,
+            per_ip: config.limits.handshakes_per_ip,
+        },
         ..QuicSettings::default()
     };
     // Fail here, with a clear message, rather than on every shard.

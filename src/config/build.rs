@@ -249,6 +249,21 @@ impl Builder<'_> {
             )?
             .map_or(DEFAULT_MAX_STREAMS, |(v, _)| v);
 
+        let handshake_timeout = self
+            .value(
+                "quic.handshake_timeout",
+                "--handshake-timeout",
+                cli.handshake_timeout,
+                quic.handshake_timeout,
+                duration(false),
+            )?
+            .map_or(DEFAULT_HANDSHAKE_TIMEOUT, |(v, _)| v);
+        let retry = self
+            .value("quic.retry", "--retry", cli.retry, quic.retry, |s| {
+                parse::parse_retry(&s)
+            })?
+            .map_or(DEFAULT_RETRY, |(v, _)| v);
+
         let cluster = self.cluster(cluster, cli)?;
 
         Ok(Config {
@@ -272,6 +287,8 @@ impl Builder<'_> {
                 idle_timeout,
                 keep_alive,
                 max_streams,
+                handshake_timeout,
+                retry,
             },
             cluster,
             limits,
@@ -345,6 +362,22 @@ impl Builder<'_> {
                     },
                 )?
                 .map_or(DEFAULT_SETUP_TIMEOUT, |(v, _)| v),
+            unvalidated_handshakes: value(
+                "limits.unvalidated_handshakes",
+                "--unvalidated-handshakes",
+                cli.unvalidated_handshakes,
+                file.unvalidated_handshakes,
+                MAX_HANDSHAKE_LIMIT,
+                DEFAULT_UNVALIDATED_HANDSHAKES,
+            )?,
+            handshakes_per_ip: value(
+                "limits.handshakes_per_ip",
+                "--handshakes-per-ip",
+                cli.handshakes_per_ip,
+                file.handshakes_per_ip,
+                MAX_HANDSHAKE_LIMIT,
+                DEFAULT_HANDSHAKES_PER_IP,
+            )?,
         })
     }
 

@@ -12,6 +12,7 @@ use clap::{ArgAction, Parser};
 
 use super::parse;
 use super::parse::HostPort;
+use crate::transport::quic::RetryMode;
 
 /// A thread-per-core Media-over-QUIC (moq-lite) relay.
 ///
@@ -132,6 +133,30 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "MOQ_RELAY_MAX_STREAMS",
           value_parser = parse::parse_positive, help_heading = "QUIC")]
     pub max_streams: Option<u64>,
+
+    /// Close connections whose handshake has not completed this long after their first
+    /// packet [quic.handshake_timeout; default: 10s].
+    #[arg(long, value_name = "DUR", env = "MOQ_RELAY_HANDSHAKE_TIMEOUT",
+          value_parser = parse::parse_nonzero_duration, help_heading = "QUIC")]
+    pub handshake_timeout: Option<Duration>,
+
+    /// When new clients must answer a stateless Retry first: auto (when a shard or an IP has
+    /// many unproven handshakes), always, never [quic.retry; default: auto].
+    #[arg(long, value_name = "MODE", env = "MOQ_RELAY_RETRY",
+          value_parser = parse::parse_retry, help_heading = "QUIC")]
+    pub retry: Option<RetryMode>,
+
+    /// Unproven handshakes in flight (or begun within a second) on a shard before clients
+    /// must answer a Retry [limits.unvalidated_handshakes; default: 256].
+    #[arg(long, value_name = "N", env = "MOQ_RELAY_UNVALIDATED_HANDSHAKES",
+          value_parser = parse::parse_positive, help_heading = "Limits")]
+    pub unvalidated_handshakes: Option<u64>,
+
+    /// Handshakes in flight from one IP on a shard, proven and unproven each
+    /// [limits.handshakes_per_ip; default: 32].
+    #[arg(long, value_name = "N", env = "MOQ_RELAY_HANDSHAKES_PER_IP",
+          value_parser = parse::parse_positive, help_heading = "Limits")]
+    pub handshakes_per_ip: Option<u64>,
 
     /// Messages each control lane between two shards holds [limits.mesh_control_lane; default: 1024].
     #[arg(long, value_name = "N", env = "MOQ_RELAY_MESH_CONTROL_LANE",

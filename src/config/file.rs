@@ -84,6 +84,8 @@ pub(super) struct QuicFile {
     pub idle_timeout: Option<Spanned<DurationText>>,
     pub keep_alive: Option<Spanned<DurationText>>,
     pub max_streams: Option<Spanned<Int>>,
+    pub handshake_timeout: Option<Spanned<DurationText>>,
+    pub retry: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +96,8 @@ pub(super) struct LimitsFile {
     pub mesh_control_backlog: Option<Spanned<Int>>,
     pub mesh_data_backlog: Option<Spanned<Int>>,
     pub setup_timeout: Option<Spanned<DurationText>>,
+    pub unvalidated_handshakes: Option<Spanned<Int>>,
+    pub handshakes_per_ip: Option<Spanned<Int>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

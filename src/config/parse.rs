@@ -11,6 +11,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::transport::quic::RetryMode;
+
 /// Largest shard count accepted (`server.shards`, `--shards`).
 pub const MAX_SHARDS: usize = 256;
 
@@ -112,6 +114,18 @@ pub fn format_duration(d: Duration) -> String {
         }
     }
     out
+}
+
+/// `quic.retry`: `auto`, `always` or `never`.
+pub fn parse_retry(input: &str) -> Result<RetryMode, String> {
+    match input {
+        "auto" => Ok(RetryMode::Auto),
+        "always" => Ok(RetryMode::Always),
+        "never" => Ok(RetryMode::Never),
+        other => Err(format!(
+            "unknown mode \"{other}\" (expected \"auto\", \"always\" or \"never\")"
+        )),
+    }
 }
 
 /// A duration that must be non-zero (and at most [`MAX_DURATION`]).

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::*;
+use crate::transport::quic::RetryMode;
 
 const DEV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dev/relay.toml");
 const PROD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/relay.toml");
@@ -694,4 +695,39 @@ fn setup_timeout_defaults_overrides_and_refuses_zero() {
     assert_eq!(config.limits.setup_timeout, Duration::from_millis(500));
     let e = err(&format!("{MINIMAL}[limits]\nsetup_timeout = \"0s\"\n"), &[]);
     assert_eq!(e.key(), Some("limits.setup_timeout"), "{e}");
+}
+
+#[test]
+fn handshake_keys_default_override_and_refuse_bad_values() {
+    let config = parse(MINIMAL, &[]).unwrap();
+    assert_eq!(config.quic.retry, RetryMode::Auto);
+    assert_eq!(config.quic.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(config.limits.unvalidated_handshakes, 256);
+    assert_eq!(config.limits.handshakes_per_ip, 32);
+    let config = parse(
+        &format!(
+            "{MINIMAL}[quic]\nretry = \"always\"\nhandshake_timeout = \"2s\"\n[limits]\nunvalidated_handshakes = 10\nhandshakes_per_ip = 3\n"
+        ),
+        &["--retry", "never", "--handshakes-per-ip", "4"],
+    )
+    .unwrap();
+    assert_eq!(config.quic.retry, RetryMode::Never, "the flag wins");
+    assert_eq!(config.quic.handshake_timeout, Duration::from_secs(2));
+    assert_eq!(config.limits.unvalidated_handshakes, 10);
+    assert_eq!(config.limits.handshakes_per_ip, 4);
+
+    let e = err(&format!("{MINIMAL}[quic]\nretry = \"sometimes\"\n"), &[]);
+    assert_eq!(e.key(), Some("quic.retry"), "{e}");
+    assert!(e.to_string().contains(r#"unknown mode "sometimes""#), "{e}");
+    let e = err(
+        &format!("{MINIMAL}[quic]\nhandshake_timeout = \"0s\"\n"),
+        &[],
+    );
+    assert_eq!(e.key(), Some("quic.handshake_timeout"), "{e}");
+    let e = err(&format!("{MINIMAL}[limits]\nhandshakes_per_ip = 0\n"), &[]);
+    assert_eq!(e.key(), Some("limits.handshakes_per_ip"), "{e}");
+    let e = err(MINIMAL, &["--unvalidated-handshakes", "100001"]);
+    assert_eq!(e.flag(), Some("--unvalidated-handshakes"), "{e}");
+    let e = Cli::try_parse_from(["moq-relay", "--retry", "maybe"]).unwrap_err();
+    assert!(e.to_string().contains("unknown mode"), "{e}");
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::parse::{HostPort, MAX_HOP_ID, MAX_SHARDS};
 use super::peer::PeerUrl;
 use crate::auth::Jwk;
+pub use crate::transport::quic::RetryMode;
 
 /// `server.listen`: UDP `[::]:4443`.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 4443);
@@ -28,6 +29,16 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// `quic.max_streams`: moq-relay's `DEFAULT_MAX_STREAMS` (PROTOCOL.md §7.1).
 pub const DEFAULT_MAX_STREAMS: u64 = 10_000;
+/// `quic.handshake_timeout`: a connection not established by then is closed.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `quic.retry`.
+pub const DEFAULT_RETRY: RetryMode = RetryMode::Auto;
+/// `limits.unvalidated_handshakes`: per shard.
+pub const DEFAULT_UNVALIDATED_HANDSHAKES: usize = 256;
+/// `limits.handshakes_per_ip`: per shard.
+pub const DEFAULT_HANDSHAKES_PER_IP: usize = 32;
+/// Largest handshake limit accepted (the per-shard connection limit).
+pub const MAX_HANDSHAKE_LIMIT: u64 = 100_000;
 /// `limits.mesh_control_lane`.
 pub const DEFAULT_MESH_CONTROL_LANE: usize = 1024;
 /// `limits.mesh_data_lane`.
@@ -185,6 +196,11 @@ pub struct LimitsConfig {
     /// A connection whose session (SETUP, CONNECT, QMux parameters) has not started this
     /// long after the handshake is closed.
     pub setup_timeout: Duration,
+    /// Unproven handshakes in flight (or begun within a second) on a shard before new
+    /// clients must answer a Retry (or are refused with `quic.retry = "never"`).
+    pub unvalidated_handshakes: usize,
+    /// Handshakes in flight from one IP on a shard (proven and unproven counted apart).
+    pub handshakes_per_ip: usize,
 }
 
 impl Default for LimitsConfig {
@@ -195,6 +211,8 @@ impl Default for LimitsConfig {
             mesh_control_backlog: DEFAULT_MESH_CONTROL_BACKLOG,
             mesh_data_backlog: DEFAULT_MESH_DATA_BACKLOG,
             setup_timeout: DEFAULT_SETUP_TIMEOUT,
+            unvalidated_handshakes: DEFAULT_UNVALIDATED_HANDSHAKES,
+            handshakes_per_ip: DEFAULT_HANDSHAKES_PER_IP,
         }
     }
 }
@@ -207,6 +225,10 @@ pub struct QuicConfig {
     pub keep_alive: Duration,
     /// Initial bidi and uni stream credit.
     pub max_streams: u64,
+    /// A connection whose handshake has not completed by then is closed.
+    pub handshake_timeout: Duration,
+    /// When clients must answer a stateless Retry first.
+    pub retry: RetryMode,
 }
 
 impl Default for QuicConfig {
@@ -215,6 +237,8 @@ impl Default for QuicConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             keep_alive: DEFAULT_KEEP_ALIVE,
             max_streams: DEFAULT_MAX_STREAMS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            retry: DEFAULT_RETRY,
         }
     }
 }
