@@ -147,7 +147,7 @@ pub struct Cli {
     pub retry: Option<RetryMode>,
 
     /// Unproven handshakes in flight (or begun within a second) on a shard before clients
-    /// must answer a Retry [limits.unvalidated_handshakes; default: 256].
+    /// must answer a Retry [limits.unvalidated_handshakes; default: 64].
     #[arg(long, value_name = "N", env = "MOQ_RELAY_UNVALIDATED_HANDSHAKES",
           value_parser = parse::parse_positive, help_heading = "Limits")]
     pub unvalidated_handshakes: Option<u64>,

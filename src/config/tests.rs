@@ -702,7 +702,7 @@ fn handshake_keys_default_override_and_refuse_bad_values() {
     let config = parse(MINIMAL, &[]).unwrap();
     assert_eq!(config.quic.retry, RetryMode::Auto);
     assert_eq!(config.quic.handshake_timeout, Duration::from_secs(10));
-    assert_eq!(config.limits.unvalidated_handshakes, 256);
+    assert_eq!(config.limits.unvalidated_handshakes, 64);
     assert_eq!(config.limits.handshakes_per_ip, 32);
     let config = parse(
         &format!(

@@ -34,7 +34,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `quic.retry`.
 pub const DEFAULT_RETRY: RetryMode = RetryMode::Auto;
 /// `limits.unvalidated_handshakes`: per shard.
-pub const DEFAULT_UNVALIDATED_HANDSHAKES: usize = 256;
+pub const DEFAULT_UNVALIDATED_HANDSHAKES: usize = 64;
 /// `limits.handshakes_per_ip`: per shard.
 pub const DEFAULT_HANDSHAKES_PER_IP: usize = 32;
 /// Largest handshake limit accepted (the per-shard connection limit).

@@ -40,7 +40,7 @@ impl Default for HandshakeLimits {
     fn default() -> Self {
         Self {
             retry: RetryMode::Auto,
-            unvalidated: 256,
+            unvalidated: 64,
             per_ip: 32,
         }
     }
