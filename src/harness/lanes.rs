@@ -3,7 +3,7 @@
 //! play a shard that stopped reading its mesh.
 
 use crate::relay::{Control, Data, MeshPort};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -15,6 +15,8 @@ pub struct Lanes {
     data_capacity: usize,
     /// Shards whose incoming lanes are not delivered for now.
     held: RefCell<Vec<bool>>,
+    /// Messages pushed so far, so a driver sees movement that only reached a lane.
+    pushed: Cell<u64>,
 }
 
 impl Lanes {
@@ -30,6 +32,7 @@ impl Lanes {
             control_capacity,
             data_capacity,
             held: RefCell::new(vec![false; shards]),
+            pushed: Cell::new(0),
         })
     }
 
@@ -65,6 +68,7 @@ impl Lanes {
             return Err(msg);
         }
         self.control.borrow_mut()[from][to].push_back(msg);
+        self.pushed.set(self.pushed.get() + 1);
         Ok(())
     }
 
@@ -73,7 +77,13 @@ impl Lanes {
             return Err(msg);
         }
         self.data.borrow_mut()[from][to].push_back(msg);
+        self.pushed.set(self.pushed.get() + 1);
         Ok(())
+    }
+
+    /// How many messages were pushed into any lane so far.
+    pub fn pushed(&self) -> u64 {
+        self.pushed.get()
     }
 
     pub fn pop_control(&self, from: usize, to: usize) -> Option<Control> {

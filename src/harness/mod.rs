@@ -84,6 +84,9 @@ impl Relay {
     /// Moves every message one step: local queues, lanes (unless held), outbox flushes,
     /// sessions. Returns how many things moved.
     fn pump(&mut self, now: Instant) -> usize {
+        // A session's step may only push into a lane (a FIN read moves no link bytes): that
+        // is movement too, delivered on the next round.
+        let pushed = self.lanes.pushed();
         let mut moved = 0;
         let count = self.shards.len();
         for shard in &self.shards {
@@ -135,7 +138,7 @@ impl Relay {
             session.poll(&mut connection.link.end(1), now);
             moved += (connection.link.activity() - before) as usize;
         }
-        moved
+        moved + (self.lanes.pushed() - pushed) as usize
     }
 }
 
