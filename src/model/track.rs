@@ -3,9 +3,19 @@
 //! The same type serves as the owning shard's authoritative copy and as every other shard's
 //! replica: both are driven by the same [`TrackEvent`]s, which is also what travels on the
 //! mesh, so a replica is exactly the owner's state delayed by one channel hop.
+//!
+//! Frames arrive as a header with their first payload bytes and then further chunks
+//! (cut-through), and the cache is bounded on every one of them: a group whose declared
+//! payload would pass `max_group_bytes` is reset (GroupTooLarge), and whenever the payload
+//! cached for the track passes its byte budget the oldest groups go, open ones reset for
+//! their viewers (Evicted). Payload for a group no longer cached is discarded. Each of these
+//! is counted in the shard's [`CacheCounters`].
 
-use super::group::{Frame, Group, GroupState};
+use super::cache_drops::CacheCounters;
+use super::group::{FrameHead, Group, GroupState};
 use crate::notify::Notify;
+use crate::wire::error_code::stream::{CANCEL, EVICTED, GROUP_TOO_LARGE, OLD};
+use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
@@ -46,8 +56,22 @@ pub enum TrackEnd {
 pub enum TrackEvent {
     Info(TrackInfo),
     GroupStart(u64),
-    Frame { group: u64, frame: Frame },
-    GroupEnd { group: u64, code: Option<u64> },
+    /// A frame of `group` begins: its header and its first payload bytes (the whole payload
+    /// when the frame arrived at once, which is the common case).
+    Frame {
+        group: u64,
+        head: FrameHead,
+        first: Bytes,
+    },
+    /// More payload of the newest frame of `group`.
+    Chunk {
+        group: u64,
+        bytes: Bytes,
+    },
+    GroupEnd {
+        group: u64,
+        code: Option<u64>,
+    },
     End(TrackEnd),
 }
 
@@ -60,7 +84,8 @@ pub struct CacheLimits {
     pub max_group_bytes: usize,
     /// At most this many groups are cached (the latest always among them).
     pub max_groups: usize,
-    /// Payload bytes a track may cache; the oldest non-latest groups go first.
+    /// Payload bytes a track may cache; the oldest non-latest groups go first. Never below
+    /// `max_group_bytes`, so the latest group alone always fits.
     pub max_track_bytes: usize,
 }
 
@@ -75,28 +100,31 @@ impl Default for CacheLimits {
     }
 }
 
-/// Stream code for a group over the per-group cap.
-const GROUP_TOO_LARGE: u64 = 0x32;
-/// Stream code for a duplicate group stream.
-const CANCEL: u64 = 0x1;
-
 /// A track's cache and state on one shard.
 pub struct Track {
     pub broadcast: String,
     pub name: String,
     info: Cell<Option<TrackInfo>>,
     groups: RefCell<BTreeMap<u64, Rc<Group>>>,
-    /// Payload bytes of every group in `groups`, kept as frames arrive and groups go.
+    /// Payload bytes of every group in `groups`, kept as chunks arrive and groups go.
     cached_bytes: Cell<usize>,
     end: Cell<Option<TrackEnd>>,
     /// Groups that started below the latest one (overtaken on the way in), ever.
     late_starts: Cell<u64>,
     limits: CacheLimits,
+    counters: Rc<CacheCounters>,
     watchers: RefCell<Vec<Weak<Notify>>>,
 }
 
 impl Track {
-    pub fn new(broadcast: String, name: String, limits: CacheLimits) -> Self {
+    /// A track that counts what its cache drops in `counters` (the shard's).
+    pub fn new(
+        broadcast: String,
+        name: String,
+        mut limits: CacheLimits,
+        counters: Rc<CacheCounters>,
+    ) -> Self {
+        limits.max_track_bytes = limits.max_track_bytes.max(limits.max_group_bytes);
         Self {
             broadcast,
             name,
@@ -106,6 +134,7 @@ impl Track {
             end: Cell::new(None),
             late_starts: Cell::new(0),
             limits,
+            counters,
             watchers: RefCell::new(Vec::new()),
         }
     }
@@ -118,6 +147,11 @@ impl Track {
     /// How the track ended, if it has.
     pub fn end(&self) -> Option<TrackEnd> {
         self.end.get()
+    }
+
+    /// Payload bytes cached for this track now.
+    pub fn cached_bytes(&self) -> usize {
+        self.cached_bytes.get()
     }
 
     /// The group with the highest sequence.
@@ -162,23 +196,32 @@ impl Track {
             events.push(TrackEvent::Info(info));
         }
         for group in self.groups.borrow().values() {
-            events.push(TrackEvent::GroupStart(group.sequence));
+            let sequence = group.sequence;
+            events.push(TrackEvent::GroupStart(sequence));
             for index in 0..group.frame_count() {
-                if let Some(frame) = group.frame(index) {
-                    events.push(TrackEvent::Frame {
-                        group: group.sequence,
-                        frame,
-                    });
-                }
+                let Some((head, chunks)) = group.frame_chunks(index) else {
+                    break;
+                };
+                let mut chunks = chunks.into_iter();
+                let first = chunks.next().unwrap_or_default();
+                events.push(TrackEvent::Frame {
+                    group: sequence,
+                    head,
+                    first,
+                });
+                events.extend(chunks.map(|bytes| TrackEvent::Chunk {
+                    group: sequence,
+                    bytes,
+                }));
             }
             match group.state() {
                 GroupState::Open => {}
                 GroupState::Complete => events.push(TrackEvent::GroupEnd {
-                    group: group.sequence,
+                    group: sequence,
                     code: None,
                 }),
                 GroupState::Aborted(code) => events.push(TrackEvent::GroupEnd {
-                    group: group.sequence,
+                    group: sequence,
                     code: Some(code),
                 }),
             }
@@ -190,7 +233,7 @@ impl Track {
     }
 
     /// Applies one event that happened at `now`; returns false when it was refused (a
-    /// duplicate group, a frame for an unknown or ended group), which a publisher-facing
+    /// duplicate group, payload for an unknown or ended group), which a publisher-facing
     /// caller answers with a reset.
     pub fn apply(&self, event: TrackEvent, now: Instant) -> bool {
         let applied = match event {
@@ -203,10 +246,11 @@ impl Track {
                 true
             }
             TrackEvent::GroupStart(sequence) => self.start_group(sequence, now),
-            TrackEvent::Frame { group, frame } => self.push_frame(group, frame, now),
+            TrackEvent::Frame { group, head, first } => self.push_frame(group, head, first, now),
+            TrackEvent::Chunk { group, bytes } => self.push_chunk(group, bytes, now),
             TrackEvent::GroupEnd { group, code } => match self.group(group) {
                 Some(g) => {
-                    g.end(code, now);
+                    self.end_group(&g, code, now);
                     true
                 }
                 None => false,
@@ -216,7 +260,7 @@ impl Track {
                     self.end.set(Some(end));
                     if let TrackEnd::Failed(code) = end {
                         for group in self.groups.borrow().values() {
-                            group.end(Some(code), now);
+                            self.end_group(group, Some(code), now);
                         }
                     }
                 }
@@ -232,7 +276,7 @@ impl Track {
     /// Aborts every group still open (publisher loss) with `code`.
     pub fn abort_open_groups(&self, code: u64, now: Instant) {
         for group in self.groups.borrow().values() {
-            group.end(Some(code), now);
+            self.end_group(group, Some(code), now);
         }
         self.changed();
     }
@@ -262,31 +306,71 @@ impl Track {
             self.late_starts.set(self.late_starts.get() + 1);
         }
         groups.insert(sequence, Rc::new(Group::new(sequence, now)));
-        let bytes = Self::prune(
-            &mut groups,
-            self.cached_bytes.get(),
-            self.window(),
-            &self.limits,
-            now,
-        );
-        self.cached_bytes.set(bytes);
+        self.expire_idle(&mut groups, now);
+        self.evict_over_limits(&mut groups, now);
         true
     }
 
-    fn push_frame(&self, sequence: u64, frame: Frame, now: Instant) -> bool {
-        let Some(group) = self.group(sequence) else {
+    fn push_frame(&self, sequence: u64, head: FrameHead, first: Bytes, now: Instant) -> bool {
+        let Some(group) = self
+            .group(sequence)
+            .filter(|g| g.state() == GroupState::Open)
+        else {
+            self.counters.discarded(first.len());
             return false;
         };
-        if group.bytes() + frame.payload.len() > self.limits.max_group_bytes {
-            group.end(Some(GROUP_TOO_LARGE), now);
+        if group.bytes().saturating_add(head.size) > self.limits.max_group_bytes {
+            self.counters.group_too_large();
+            self.counters.discarded(first.len());
+            self.end_group(&group, Some(GROUP_TOO_LARGE), now);
             return true;
         }
-        let len = frame.payload.len();
-        let pushed = group.push(frame, now);
+        let len = first.len();
+        if !group.push_frame(head, first, now) {
+            self.counters.discarded(len);
+            return false;
+        }
+        self.cached(len, now);
+        true
+    }
+
+    fn push_chunk(&self, sequence: u64, bytes: Bytes, now: Instant) -> bool {
+        let len = bytes.len();
+        let pushed = self
+            .group(sequence)
+            .is_some_and(|group| group.push_chunk(bytes, now));
         if pushed {
-            self.cached_bytes.set(self.cached_bytes.get() + len);
+            self.cached(len, now);
+        } else {
+            self.counters.discarded(len);
         }
         pushed
+    }
+
+    /// Accounts `len` new payload bytes, evicting old groups if the budget is passed.
+    fn cached(&self, len: usize, now: Instant) {
+        self.cached_bytes.set(self.cached_bytes.get() + len);
+        if self.cached_bytes.get() > self.limits.max_track_bytes {
+            self.evict_over_limits(&mut self.groups.borrow_mut(), now);
+        }
+    }
+
+    /// Ends a cached group, giving back the payload a reset drops.
+    fn end_group(&self, group: &Group, code: Option<u64>, now: Instant) {
+        let freed = group.end(code, now);
+        self.cached_bytes
+            .set(self.cached_bytes.get().saturating_sub(freed));
+    }
+
+    /// Takes `group` out of the cache; an open one can never complete any more, so it is
+    /// reset with `code` for the viewers still writing it, and counted.
+    fn remove(&self, group: &Group, code: u64, now: Instant) {
+        self.cached_bytes
+            .set(self.cached_bytes.get().saturating_sub(group.bytes()));
+        if group.state() == GroupState::Open {
+            group.end(Some(code), now);
+            self.counters.group_evicted();
+        }
     }
 
     /// How long non-latest groups are kept: the publisher's max age, capped by our limit.
@@ -297,37 +381,36 @@ impl Track {
         publisher.min(self.limits.max_age)
     }
 
-    /// Drops non-latest groups idle for longer than `window`, then the oldest ones while
-    /// the count or the bytes exceed the limits; returns the bytes left cached (`bytes` is
-    /// the total before). Idle groups are found from the oldest on and the scan stops at the
-    /// first one still in use: publishers write groups in sequence order, so that finds
-    /// them all, and a group written out of order only delays the expiry of the older ones
-    /// behind it (within the count and byte limits). Every group start prunes, so the cost
-    /// is the groups dropped, not the groups cached: a chat track holds dozens.
-    fn prune(
-        groups: &mut BTreeMap<u64, Rc<Group>>,
-        mut bytes: usize,
-        window: Duration,
-        limits: &CacheLimits,
-        now: Instant,
-    ) -> usize {
+    /// Drops non-latest groups idle for longer than the window (open ones reset as Old).
+    /// Idle groups are found from the oldest on and the scan stops at the first one still
+    /// in use: publishers write groups in sequence order, so that finds them all, and a group
+    /// written out of order only delays the expiry of the older ones behind it (within the
+    /// count and byte limits). Every group start runs this, so the cost is the groups
+    /// dropped, not the groups cached: a chat track holds dozens.
+    fn expire_idle(&self, groups: &mut BTreeMap<u64, Rc<Group>>, now: Instant) {
         let Some(&latest) = groups.keys().next_back() else {
-            return bytes;
+            return;
         };
+        let window = self.window();
         while let Some(oldest) = groups.first_entry() {
             if *oldest.key() == latest || now.duration_since(oldest.get().last_write()) <= window {
                 break;
             }
-            bytes = bytes.saturating_sub(oldest.remove().bytes());
+            self.remove(&oldest.remove(), OLD, now);
         }
+    }
+
+    /// Drops the oldest groups while the count or the bytes exceed the limits (open ones
+    /// reset as Evicted); the latest group always stays.
+    fn evict_over_limits(&self, groups: &mut BTreeMap<u64, Rc<Group>>, now: Instant) {
         while groups.len() > 1
-            && (groups.len() > limits.max_groups || bytes > limits.max_track_bytes)
+            && (groups.len() > self.limits.max_groups
+                || self.cached_bytes.get() > self.limits.max_track_bytes)
         {
             if let Some((_, oldest)) = groups.pop_first() {
-                bytes = bytes.saturating_sub(oldest.bytes());
+                self.remove(&oldest, EVICTED, now);
             }
         }
-        bytes
     }
 
     fn changed(&self) {
@@ -348,28 +431,34 @@ impl Track {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
-    fn frame(ts: u64, body: &'static [u8]) -> Frame {
-        Frame {
-            timestamp: ts,
-            payload: Bytes::from_static(body),
+    fn track(limits: CacheLimits) -> Track {
+        Track::new("b".into(), "t".into(), limits, Rc::default())
+    }
+
+    fn frame(group: u64, ts: u64, body: &'static [u8]) -> TrackEvent {
+        TrackEvent::Frame {
+            group,
+            head: FrameHead {
+                timestamp: ts,
+                size: body.len(),
+            },
+            first: Bytes::from_static(body),
         }
+    }
+
+    /// Frame `index` of `group` as one buffer, for comparisons.
+    fn payload(group: &Group, index: usize) -> Vec<u8> {
+        group.frame_chunks(index).unwrap().1.concat()
     }
 
     #[test]
     fn replica_rebuilt_from_snapshot_matches_owner() {
         let now = Instant::now();
-        let owner = Track::new("b".into(), "t".into(), CacheLimits::default());
+        let owner = track(CacheLimits::default());
         owner.apply(TrackEvent::Info(TrackInfo::default()), now);
         owner.apply(TrackEvent::GroupStart(4), now);
-        owner.apply(
-            TrackEvent::Frame {
-                group: 4,
-                frame: frame(1, b"a"),
-            },
-            now,
-        );
+        owner.apply(frame(4, 1, b"a"), now);
         owner.apply(
             TrackEvent::GroupEnd {
                 group: 4,
@@ -378,37 +467,57 @@ mod tests {
             now,
         );
         owner.apply(TrackEvent::GroupStart(5), now);
+        owner.apply(frame(5, 2, b"b"), now);
+        // A frame still arriving: its first chunk and one more, of 6 bytes.
+        let head = FrameHead {
+            timestamp: 3,
+            size: 6,
+        };
+        let first = Bytes::from_static(b"cd");
         owner.apply(
             TrackEvent::Frame {
                 group: 5,
-                frame: frame(2, b"b"),
+                head,
+                first,
             },
             now,
         );
+        let bytes = Bytes::from_static(b"ef");
+        owner.apply(TrackEvent::Chunk { group: 5, bytes }, now);
 
-        let replica = Track::new("b".into(), "t".into(), CacheLimits::default());
+        let replica = track(CacheLimits::default());
         for event in owner.snapshot() {
             assert!(replica.apply(event, now));
         }
         assert_eq!(replica.info(), owner.info());
         assert_eq!(replica.latest().unwrap().sequence, 5);
         assert_eq!(replica.group(4).unwrap().state(), GroupState::Complete);
-        assert_eq!(replica.group(5).unwrap().frame(0), Some(frame(2, b"b")));
-    }
-
-    #[test]
-    fn duplicate_groups_and_orphan_frames_are_refused() {
-        let now = Instant::now();
-        let track = Track::new("b".into(), "t".into(), CacheLimits::default());
-        assert!(track.apply(TrackEvent::GroupStart(1), now));
-        assert!(!track.apply(TrackEvent::GroupStart(1), now));
-        assert!(!track.apply(
-            TrackEvent::Frame {
-                group: 9,
-                frame: frame(1, b"x")
+        let five = replica.group(5).unwrap();
+        assert_eq!(payload(&five, 0), b"b");
+        assert_eq!(payload(&five, 1), b"cdef");
+        assert!(five.frame_in_progress(), "the partial frame stays partial");
+        assert_eq!(replica.cached_bytes(), owner.cached_bytes());
+        // The owner's next chunk completes the frame on the replica too.
+        assert!(replica.apply(
+            TrackEvent::Chunk {
+                group: 5,
+                bytes: Bytes::from_static(b"gh"),
             },
             now
         ));
+        assert_eq!(payload(&five, 1), b"cdefgh");
+    }
+
+    #[test]
+    fn duplicate_groups_and_orphan_payload_are_refused_and_counted() {
+        let now = Instant::now();
+        let track = track(CacheLimits::default());
+        assert!(track.apply(TrackEvent::GroupStart(1), now));
+        assert!(!track.apply(TrackEvent::GroupStart(1), now));
+        assert!(!track.apply(frame(9, 1, b"x"), now));
+        let bytes = Bytes::from_static(b"yz");
+        assert!(!track.apply(TrackEvent::Chunk { group: 1, bytes }, now));
+        assert_eq!(track.counters.get().bytes_discarded, 3);
     }
 
     #[test]
@@ -419,12 +528,19 @@ mod tests {
             max_groups: 3,
             ..CacheLimits::default()
         };
-        let track = Track::new("b".into(), "t".into(), limits);
+        let track = track(limits);
         track.apply(TrackEvent::GroupStart(0), now);
+        // The declared size is what counts: nothing of this frame is kept.
+        let head = FrameHead {
+            timestamp: 1,
+            size: 5,
+        };
+        let first = Bytes::from_static(b"12");
         track.apply(
             TrackEvent::Frame {
                 group: 0,
-                frame: frame(1, b"12345"),
+                head,
+                first,
             },
             now,
         );
@@ -432,6 +548,8 @@ mod tests {
             track.group(0).unwrap().state(),
             GroupState::Aborted(GROUP_TOO_LARGE)
         );
+        assert_eq!(track.cached_bytes(), 0);
+        assert_eq!(track.counters.get().groups_too_large, 1);
         for seq in 1..10 {
             track.apply(TrackEvent::GroupStart(seq), now);
         }
@@ -447,7 +565,7 @@ mod tests {
             max_age: Duration::from_secs(1),
             ..CacheLimits::default()
         };
-        let track = Track::new("b".into(), "t".into(), limits);
+        let track = track(limits);
         track.apply(
             TrackEvent::Info(TrackInfo {
                 priority: 1,
@@ -465,17 +583,27 @@ mod tests {
 #[cfg(test)]
 mod byte_budget {
     use super::*;
-    use bytes::Bytes;
+
+    fn track(limits: CacheLimits) -> Track {
+        Track::new("b".into(), "t".into(), limits, Rc::default())
+    }
+
+    fn four_bytes(seq: u64) -> TrackEvent {
+        TrackEvent::Frame {
+            group: seq,
+            head: FrameHead {
+                timestamp: seq,
+                size: 4,
+            },
+            first: Bytes::from_static(b"abcd"),
+        }
+    }
 
     /// Starts each group of `sequences` and writes one 4-byte frame into it.
     fn start_groups_of_four_bytes(track: &Track, sequences: std::ops::Range<u64>, now: Instant) {
         for seq in sequences {
             track.apply(TrackEvent::GroupStart(seq), now);
-            let frame = Frame {
-                timestamp: seq,
-                payload: Bytes::from_static(b"abcd"),
-            };
-            track.apply(TrackEvent::Frame { group: seq, frame }, now);
+            track.apply(four_bytes(seq), now);
         }
     }
 
@@ -484,14 +612,81 @@ mod byte_budget {
         let now = Instant::now();
         let limits = CacheLimits {
             max_track_bytes: 10,
+            max_group_bytes: 8,
             ..CacheLimits::default()
         };
-        let track = Track::new("b".into(), "t".into(), limits);
+        let track = track(limits);
         start_groups_of_four_bytes(&track, 0..4, now);
         track.apply(TrackEvent::GroupStart(4), now);
         // 4 bytes per group: groups 2 and 3 (8 bytes) and the empty latest fit; 0 and 1 went.
         assert!(track.group(1).is_none());
         assert!(track.group(2).is_some() && track.group(3).is_some() && track.group(4).is_some());
+        assert!(track.cached_bytes() <= 10);
+    }
+
+    #[test]
+    fn open_groups_growing_past_the_budget_are_evicted_on_the_frame_that_passes_it() {
+        let now = Instant::now();
+        let limits = CacheLimits {
+            max_track_bytes: 10,
+            max_group_bytes: 8,
+            ..CacheLimits::default()
+        };
+        let track = track(limits);
+        // Five groups open at once, as a hostile publisher keeps them; none ever ends.
+        for seq in 0..5 {
+            track.apply(TrackEvent::GroupStart(seq), now);
+        }
+        let evicted: Vec<_> = (0..5).map(|seq| track.group(seq).unwrap()).collect();
+        for seq in 0..5 {
+            track.apply(four_bytes(seq), now);
+            assert!(track.cached_bytes() <= 10, "bounded after every frame");
+        }
+        // 20 bytes written: groups 0..=2 went (reset for their viewers), 3 and 4 stay.
+        for group in &evicted[..3] {
+            assert_eq!(group.state(), GroupState::Aborted(EVICTED));
+            assert_eq!(group.bytes(), 0, "its payload is released");
+        }
+        assert!(track.group(3).is_some() && track.group(4).is_some());
+        assert_eq!(track.cached_bytes(), 8);
+        assert_eq!(track.counters.get().groups_evicted, 3);
+        // More payload for an evicted group is discarded, not cached again.
+        let bytes = Bytes::from_static(b"zz");
+        assert!(!track.apply(TrackEvent::Chunk { group: 0, bytes }, now));
+        assert_eq!(track.cached_bytes(), 8);
+    }
+
+    #[test]
+    fn chunks_of_one_large_frame_count_against_the_budget_as_they_arrive() {
+        let now = Instant::now();
+        let limits = CacheLimits {
+            max_track_bytes: 8,
+            max_group_bytes: 8,
+            ..CacheLimits::default()
+        };
+        let track = track(limits);
+        start_groups_of_four_bytes(&track, 0..1, now);
+        track.apply(TrackEvent::GroupStart(1), now);
+        let head = FrameHead {
+            timestamp: 1,
+            size: 8,
+        };
+        let first = Bytes::from_static(b"ab");
+        track.apply(
+            TrackEvent::Frame {
+                group: 1,
+                head,
+                first,
+            },
+            now,
+        );
+        assert!(track.group(0).is_some(), "6 bytes fit");
+        for _ in 0..3 {
+            let bytes = Bytes::from_static(b"cd");
+            track.apply(TrackEvent::Chunk { group: 1, bytes }, now);
+        }
+        assert!(track.group(0).is_none(), "the older group made room");
+        assert_eq!(track.cached_bytes(), 8);
     }
 
     #[test]
@@ -500,9 +695,10 @@ mod byte_budget {
         let limits = CacheLimits {
             max_age: Duration::from_millis(20),
             max_track_bytes: 12,
+            max_group_bytes: 4,
             ..CacheLimits::default()
         };
-        let track = Track::new("b".into(), "t".into(), limits);
+        let track = track(limits);
         start_groups_of_four_bytes(&track, 0..3, now);
         let now = now + Duration::from_millis(40);
         // Group 2 was the latest, so it stayed; now it is idle too, and goes with 0 and 1.

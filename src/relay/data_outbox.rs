@@ -4,10 +4,11 @@
 //! backlog for a peer reaches `limit` messages, this policy sheds load in ways a viewer can
 //! see, never by leaving a hole that looks whole:
 //!
-//! - a frame that does not fit is dropped and its group is **reset** for that replica
-//!   (`GroupEnd` with [`TOO_FAR_BEHIND`], queued past the limit); the group's later frames and
-//!   its own end are not sent, so the replica's viewers see a reset stream, never a group
-//!   that completes with a frame missing;
+//! - a frame (or a later chunk of a frame's payload) that does not fit is dropped and its
+//!   group is **reset** for that replica (`GroupEnd` with [`TOO_FAR_BEHIND`], queued past the
+//!   limit); the group's later frames and chunks and its own end are not sent, so the
+//!   replica's viewers see a reset stream, never a group that completes with a frame missing
+//!   or cut short;
 //! - a group that starts while the backlog is at `hard_limit` (several times `limit`) is
 //!   **skipped** for that replica: none of its events are sent, and viewers never see it
 //!   (moq-lite subscribers already accept gaps in group sequences);
@@ -33,7 +34,7 @@ const MAX_CUT_GROUPS: usize = 1 << 16;
 /// How much media the policy shed, for logs and metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DataDrops {
-    /// Frames not sent to a replica (each belongs to a reset group).
+    /// Frames and payload chunks not sent to a replica (each belongs to a reset group).
     pub frames: u64,
     /// Groups reset for a replica because a frame did not fit.
     pub groups_reset: u64,
@@ -87,7 +88,7 @@ impl DataOutbox {
                             return;
                         }
                     }
-                    TrackEvent::Frame { group, .. } => {
+                    TrackEvent::Frame { group, .. } | TrackEvent::Chunk { group, .. } => {
                         let key = (to, replica, *group);
                         // The common case (nothing cut) costs no hashing.
                         let cut = self.cut.borrow();
@@ -173,7 +174,7 @@ impl DataOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Frame, TrackEnd};
+    use crate::model::{FrameHead, TrackEnd};
     use bytes::Bytes;
 
     const PEER: usize = 1;
@@ -186,10 +187,11 @@ mod tests {
     fn frame(group: u64, byte: u8) -> Data {
         track(TrackEvent::Frame {
             group,
-            frame: Frame {
+            head: FrameHead {
                 timestamp: 0,
-                payload: Bytes::from(vec![byte]),
+                size: 1,
             },
+            first: Bytes::from(vec![byte]),
         })
     }
 
@@ -205,9 +207,10 @@ mod tests {
             got.push(match msg {
                 Data::Track { event, .. } => match event {
                     TrackEvent::GroupStart(g) => format!("start {g}"),
-                    TrackEvent::Frame { group, frame } => {
-                        format!("frame {group}:{}", frame.payload[0])
+                    TrackEvent::Frame { group, first, .. } => {
+                        format!("frame {group}:{}", first[0])
                     }
+                    TrackEvent::Chunk { group, bytes } => format!("chunk {group}:{}", bytes[0]),
                     TrackEvent::GroupEnd { group, code } => format!("end {group} {code:?}"),
                     TrackEvent::End(_) => "track end".into(),
                     TrackEvent::Info(_) => "info".into(),
@@ -259,6 +262,49 @@ mod tests {
             ],
         );
         assert_eq!(got, ["start 1", "frame 1:1", "end 1 None"]);
+    }
+
+    #[test]
+    fn a_chunk_that_does_not_fit_resets_its_group_mid_frame() {
+        let outbox = DataOutbox::new(2, 3, 100);
+        let chunk = |byte| {
+            track(TrackEvent::Chunk {
+                group: 0,
+                bytes: Bytes::from(vec![byte]),
+            })
+        };
+        let head = FrameHead {
+            timestamp: 0,
+            size: 4,
+        };
+        let got = through_full_lane(
+            &outbox,
+            vec![
+                track(TrackEvent::GroupStart(0)),
+                track(TrackEvent::Frame {
+                    group: 0,
+                    head,
+                    first: Bytes::from(vec![1]),
+                }),
+                chunk(2),
+                chunk(3), // over the limit: the frame can no longer arrive whole
+                chunk(4),
+                track(TrackEvent::GroupEnd {
+                    group: 0,
+                    code: None,
+                }),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                "start 0",
+                "frame 0:1",
+                "chunk 0:2",
+                &format!("end 0 Some({TOO_FAR_BEHIND})"),
+            ]
+        );
+        assert_eq!(outbox.drops().frames, 2);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Control (announce, interest, upstream requests) and data (track events, misrouted
 //! packets) travel on separate lanes, so control never waits behind a media backlog. Every
-//! event of one track travels on the data lane, keeping a replica's view in order.
+//! event of one track travels on the data lane, keeping a replica's view in order. Media
+//! crosses as the publisher's stream delivered it: a frame's header with its first payload
+//! bytes, then further chunks, each a refcounted `Bytes` (never copied).
 
 use crate::model::{Demand, TrackEvent};
 use bytes::Bytes;

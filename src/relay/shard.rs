@@ -15,7 +15,7 @@ use super::routes::{RouteChange, Routes};
 use super::timers::Timers;
 use super::track_table::{EntryKind, OwnerState, Remote, TrackEntry, TrackKey, TrackTable};
 use super::upstream::{SessionInboxes, UpstreamInbox, UpstreamRequest};
-use crate::model::{AnnouncedSet, Demand, Track, TrackEnd, TrackEvent};
+use crate::model::{AnnouncedSet, CacheCounters, CacheDrops, Demand, Track, TrackEnd, TrackEvent};
 use crate::notify::Notify;
 use crate::wire::error_code::stream as stream_code;
 use bytes::Bytes;
@@ -52,6 +52,8 @@ pub struct RelayShard {
     now: Cell<Instant>,
     next_id: Cell<u64>,
     packet_sink: RefCell<Option<PacketSink>>,
+    /// What the track caches of this shard dropped, shared by every track.
+    cache_counters: Rc<CacheCounters>,
 }
 
 impl RelayShard {
@@ -78,6 +80,7 @@ impl RelayShard {
             now: Cell::new(now),
             next_id: Cell::new(1),
             packet_sink: RefCell::new(None),
+            cache_counters: Rc::default(),
         })
     }
 
@@ -171,6 +174,17 @@ impl RelayShard {
     /// one bounded, visible outcome of a congested mesh; each one is counted.
     pub fn admits_requests(&self) -> bool {
         self.mesh.admits_requests()
+    }
+
+    /// What the track caches of this shard dropped so far.
+    pub fn cache_drops(&self) -> CacheDrops {
+        self.cache_counters.get()
+    }
+
+    /// The counters of this shard's track caches, for sessions that drop media themselves
+    /// (a publisher's group over the per-group cap).
+    pub fn cache_counters(&self) -> &CacheCounters {
+        &self.cache_counters
     }
 
     /// What the mesh shed on this shard so far.
@@ -448,7 +462,12 @@ impl RelayShard {
 
     fn create_entry(&self, key: TrackKey) -> Rc<TrackEntry> {
         let owner = self.owner_of(&key.0);
-        let track = Rc::new(Track::new(key.0.clone(), key.1.clone(), self.config.cache));
+        let track = Rc::new(Track::new(
+            key.0.clone(),
+            key.1.clone(),
+            self.config.cache,
+            self.cache_counters.clone(),
+        ));
         let kind = if owner == self.id {
             EntryKind::Owner(OwnerState::default())
         } else {

@@ -6,7 +6,7 @@ use super::close::Close;
 use super::env::SessionEnv;
 use super::io::{Inbound, Outbox, ReadOutcome};
 use crate::auth::Scope;
-use crate::model::{Demand, Frame, TrackEnd, TrackEvent, TrackInfo};
+use crate::model::{Demand, FrameHead, TrackEnd, TrackEvent, TrackInfo};
 use crate::path;
 use crate::relay::{SessionRef, UpstreamInbox, UpstreamRequest};
 use crate::transport::{StreamId, StreamMap, Streams};
@@ -23,6 +23,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const MAX_ROUTES: usize = 10_000;
 /// Most bytes buffered for one of our control streams.
 const CONTROL_BUFFER: usize = wire::MAX_MESSAGE_SIZE + 16;
+/// Fewest payload bytes of an unfinished frame forwarded at once (the rest of a frame goes
+/// however small it is). Frames up to this size always travel whole.
+const MIN_CHUNK: usize = 4096;
 
 /// One of our upstream tracks (and, once wanted, its subscription).
 struct Upstream {
@@ -61,7 +64,25 @@ struct GroupIngest {
     subscription: u64,
     sequence: u64,
     last_timestamp: u64,
-    pending: Option<FrameHeader>,
+    /// Payload bytes the group's frame headers declared so far (at most `max_group_bytes`).
+    bytes: usize,
+    frame: FrameIngest,
+}
+
+/// Where a group stream is inside its frames. A frame is forwarded as it arrives
+/// (cut-through): its header with the first payload bytes, then the rest in chunks, so a
+/// large frame costs the relay its bytes in flight, never its whole size in a buffer. A
+/// frame that arrived whole goes in one event, as before; a partial one waits for
+/// [`MIN_CHUNK`] bytes, so ordinary frames split across reads do not turn into many small
+/// events.
+#[derive(Clone, Copy, Debug)]
+enum FrameIngest {
+    /// The next bytes are a frame header.
+    Between,
+    /// A frame header was read; nothing of the frame was forwarded yet.
+    Header(FrameHead),
+    /// The frame was forwarded up to `missing` payload bytes.
+    Payload { missing: usize },
 }
 
 /// The consuming half of a session.
@@ -499,7 +520,8 @@ impl Consumer {
         Ok(None)
     }
 
-    /// Reads a group stream from the publisher. Returns true when the stream is done.
+    /// Reads a group stream from the publisher, forwarding each frame's payload as it
+    /// arrives (see [`FrameIngest`]). Returns true when the stream is done.
     pub fn on_group_data(
         &mut self,
         env: &SessionEnv,
@@ -542,7 +564,8 @@ impl Consumer {
                 subscription: header.subscribe_id,
                 sequence: header.sequence,
                 last_timestamp: 0,
-                pending: None,
+                bytes: 0,
+                frame: FrameIngest::Between,
             });
         }
         let ingest = slot.as_mut().expect("set above");
@@ -553,61 +576,104 @@ impl Consumer {
         };
         let (owner, track_id) = (up.owner, up.track_id);
         let deliver = |event| env.shard.deliver(owner, track_id, event);
-        let max_frame = env.shard.config.max_frame_bytes as u64;
+        let config = &env.shard.config;
+        let max_frame = (config.max_frame_bytes as u64).min(wire::MAX_FRAME_SIZE);
+        let max_group = config.cache.max_group_bytes;
+        let sequence = ingest.sequence;
+        let refuse = |streams: &mut dyn Streams, code: u64| {
+            streams.stop(id, code);
+            deliver(TrackEvent::GroupEnd {
+                group: sequence,
+                code: Some(code),
+            });
+        };
         loop {
-            if ingest.pending.is_none() {
-                match inbound.decode(|b| FrameHeader::decode(version, b)) {
-                    Ok(Some(header))
-                        if header.size > max_frame || header.size > wire::MAX_FRAME_SIZE =>
-                    {
-                        streams.stop(id, code::FRAME_TOO_LARGE);
-                        deliver(TrackEvent::GroupEnd {
-                            group: ingest.sequence,
-                            code: Some(code::FRAME_TOO_LARGE),
-                        });
+            match ingest.frame {
+                FrameIngest::Between => {
+                    let header = match inbound.decode(|b| FrameHeader::decode(version, b)) {
+                        Ok(Some(header)) => header,
+                        Ok(None) => break,
+                        Err(_) => {
+                            // A FIN inside a frame header, or garbage.
+                            refuse(streams, code::WRONG_SIZE);
+                            self.groups.remove(&id);
+                            return true;
+                        }
+                    };
+                    if header.size > max_frame {
+                        refuse(streams, code::FRAME_TOO_LARGE);
                         self.groups.remove(&id);
                         return true;
                     }
-                    Ok(Some(header)) => ingest.pending = Some(header),
-                    Ok(None) => break,
-                    Err(_) => {
-                        // A FIN inside a frame header, or garbage.
-                        streams.stop(id, code::WRONG_SIZE);
-                        deliver(TrackEvent::GroupEnd {
-                            group: ingest.sequence,
-                            code: Some(code::WRONG_SIZE),
-                        });
-                        self.groups.remove(&id);
-                        return true;
+                    // Bounded by `max_frame` above, so it fits a usize.
+                    let size = header.size as usize;
+                    match ingest.bytes.checked_add(size) {
+                        Some(bytes) if bytes <= max_group => ingest.bytes = bytes,
+                        _ => {
+                            tracing::debug!(
+                                stream = id,
+                                group = sequence,
+                                limit = max_group,
+                                "group over the per-group cap; stopped"
+                            );
+                            env.shard.cache_counters().group_too_large();
+                            refuse(streams, code::GROUP_TOO_LARGE);
+                            self.groups.remove(&id);
+                            return true;
+                        }
                     }
+                    let timestamp = match version {
+                        Version::Lite05 => ingest
+                            .last_timestamp
+                            .wrapping_add_signed(header.timestamp_delta),
+                        Version::Lite04 => receive_time_ms().max(ingest.last_timestamp),
+                    };
+                    ingest.last_timestamp = timestamp;
+                    ingest.frame = FrameIngest::Header(FrameHead { timestamp, size });
+                }
+                FrameIngest::Header(head) => {
+                    let available = inbound.buf.len();
+                    if available < head.size && available < MIN_CHUNK {
+                        break;
+                    }
+                    let Some(first) = inbound.take(available.min(head.size)) else {
+                        break;
+                    };
+                    ingest.frame = FrameIngest::Payload {
+                        missing: head.size - first.len(),
+                    };
+                    deliver(TrackEvent::Frame {
+                        group: sequence,
+                        head,
+                        first,
+                    });
+                }
+                FrameIngest::Payload { missing: 0 } => ingest.frame = FrameIngest::Between,
+                FrameIngest::Payload { missing } => {
+                    let available = inbound.buf.len();
+                    if available < missing && available < MIN_CHUNK {
+                        break;
+                    }
+                    let Some(bytes) = inbound.take(available.min(missing)) else {
+                        break;
+                    };
+                    ingest.frame = FrameIngest::Payload {
+                        missing: missing - bytes.len(),
+                    };
+                    deliver(TrackEvent::Chunk {
+                        group: sequence,
+                        bytes,
+                    });
                 }
             }
-            let header = ingest.pending.expect("set above");
-            let Some(payload) = inbound.take(header.size as usize) else {
-                break;
-            };
-            ingest.pending = None;
-            let timestamp = match version {
-                Version::Lite05 => ingest
-                    .last_timestamp
-                    .wrapping_add_signed(header.timestamp_delta),
-                Version::Lite04 => receive_time_ms().max(ingest.last_timestamp),
-            };
-            ingest.last_timestamp = timestamp;
-            deliver(TrackEvent::Frame {
-                group: ingest.sequence,
-                frame: Frame { timestamp, payload },
-            });
         }
         if inbound.finished {
-            let code = if ingest.pending.is_some() || !inbound.buf.is_empty() {
-                Some(code::WRONG_SIZE)
-            } else {
-                None
-            };
+            // The loop leaves a frame cut short by the FIN unfinished: a reset, never a frame
+            // that looks whole.
+            let whole = matches!(ingest.frame, FrameIngest::Between) && inbound.buf.is_empty();
             deliver(TrackEvent::GroupEnd {
-                group: ingest.sequence,
-                code,
+                group: sequence,
+                code: (!whole).then_some(code::WRONG_SIZE),
             });
             self.groups.remove(&id);
             return true;

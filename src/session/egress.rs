@@ -1,5 +1,10 @@
 //! One downstream subscription: a cursor over a shared track that turns cached and live
 //! groups into group streams for one subscriber, skipping ahead when it falls behind.
+//!
+//! A group is written as its frames arrive, chunk by chunk (cut-through): a frame's header
+//! goes out as soon as the frame begins, its payload as each chunk lands in the cache. A
+//! group the cache resets mid-frame resets the subscriber's stream, so a frame cut short
+//! never arrives as if it were whole.
 
 use super::io::Outbound;
 use crate::model::{Group, GroupState, Track, TrackEnd};
@@ -23,9 +28,19 @@ const LATE_WINDOW: u64 = u64::BITS as u64;
 struct GroupOut {
     group: Rc<Group>,
     stream: StreamId,
+    /// Frames whose header was written.
     next_frame: usize,
+    /// Payload chunks (counted across the group) written.
+    next_chunk: usize,
     last_timestamp: u64,
     out: Outbound,
+}
+
+impl GroupOut {
+    /// Whether the cache holds frames or payload this subscriber has not been given yet.
+    fn has_unwritten(&self) -> bool {
+        self.next_frame < self.group.frame_count() || self.next_chunk < self.group.chunk_count()
+    }
 }
 
 /// A subscriber's view of one track.
@@ -232,6 +247,7 @@ impl Downstream {
                 group,
                 stream,
                 next_frame: 0,
+                next_chunk: 0,
                 last_timestamp: 0,
                 out,
             });
@@ -283,7 +299,8 @@ impl Downstream {
         }
     }
 
-    /// Moves frames of in-flight groups into their streams, as far as the transport takes.
+    /// Moves frames of in-flight groups into their streams, as far as the transport takes:
+    /// a frame's header once every chunk before it is written, then each chunk as it lands.
     fn write_groups(&mut self, version: Version, streams: &mut dyn Streams) {
         self.groups.retain_mut(|g| loop {
             if g.out.flush(streams, g.stream).is_err() {
@@ -292,21 +309,26 @@ impl Downstream {
             if !g.out.is_empty() {
                 return true;
             }
-            if let Some(frame) = g.group.frame(g.next_frame) {
-                let delta = frame.timestamp as i64 - g.last_timestamp as i64;
-                let header = FrameHeader {
-                    timestamp_delta: delta,
-                    size: frame.payload.len() as u64,
-                };
-                let mut buf = Vec::with_capacity(16);
-                if header.encode(version, &mut buf).is_err() {
-                    streams.reset(g.stream, code::INTERNAL);
-                    return false;
+            if let Some((head, first_chunk)) = g.group.frame_start(g.next_frame) {
+                if first_chunk == g.next_chunk {
+                    let header = FrameHeader {
+                        timestamp_delta: head.timestamp.wrapping_sub(g.last_timestamp) as i64,
+                        size: head.size as u64,
+                    };
+                    let mut buf = Vec::with_capacity(16);
+                    if header.encode(version, &mut buf).is_err() {
+                        streams.reset(g.stream, code::INTERNAL);
+                        return false;
+                    }
+                    g.out.push(buf);
+                    g.last_timestamp = head.timestamp;
+                    g.next_frame += 1;
+                    continue;
                 }
-                g.out.push(buf);
-                g.out.push(frame.payload);
-                g.last_timestamp = frame.timestamp;
-                g.next_frame += 1;
+            }
+            if let Some(chunk) = g.group.chunk(g.next_chunk) {
+                g.out.push(chunk);
+                g.next_chunk += 1;
                 continue;
             }
             match g.group.state() {
@@ -350,9 +372,8 @@ impl Downstream {
                 return true;
             };
             let age_ms = newest.saturating_sub(reach).saturating_mul(1000) / timescale;
-            let stalled = !g.out.is_empty()
-                || g.group.state() == GroupState::Open
-                || g.group.frame(g.next_frame).is_some();
+            let stalled =
+                !g.out.is_empty() || g.group.state() == GroupState::Open || g.has_unwritten();
             if !stalled || age_ms <= max_age {
                 return true;
             }

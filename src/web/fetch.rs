@@ -1,5 +1,6 @@
 //! `GET /fetch/<broadcast>/<track>[?group=N|latest]`: one group's frame payloads, streamed
-//! as they arrive, from the relay's cache (subscribing upstream like any viewer).
+//! as they arrive (chunk by chunk, a large frame before its end), from the relay's cache
+//! (subscribing upstream like any viewer).
 
 use super::env::WebEnv;
 use super::response;
@@ -91,18 +92,17 @@ pub async fn fetch(
     {
         return Outcome::Broken;
     }
+    // Payload goes out as it lands in the cache, chunk by chunk (frames have no boundaries
+    // in the body).
     let mut next = 0;
     loop {
-        while let Some(frame) = wanted.frame(next) {
+        while let Some(payload) = wanted.chunk(next) {
             next += 1;
-            if frame.payload.is_empty() {
+            // An empty chunk would end the body (the cache keeps none; this keeps it so).
+            if payload.is_empty() {
                 continue;
             }
-            if stream
-                .write_all(&response::chunk(&frame.payload))
-                .await
-                .is_err()
-            {
+            if stream.write_all(&response::chunk(&payload)).await.is_err() {
                 return Outcome::Broken;
             }
         }
