@@ -174,6 +174,7 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         crate::transport::qmux::refusals::refusals(),
     );
     let sessions = &env.counters;
+    let cache = relay.cache_drops();
     // One line per area (tracing takes at most 32 fields a line); tests and operators read
     // the counters from every line that says "shard stopped".
     tracing::info!(
@@ -188,6 +189,9 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         mesh_groups_skipped = mesh.data.groups_skipped,
         mesh_packets_dropped = mesh.data.packets,
         mesh_requests_refused = mesh.requests_refused,
+        cache_groups_evicted = cache.groups_evicted,
+        cache_groups_too_large = cache.groups_too_large,
+        cache_bytes_discarded = cache.bytes_discarded,
         "shard stopped"
     );
     tracing::info!(
