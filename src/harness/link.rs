@@ -81,6 +81,12 @@ impl LinkEnd {
         1 - self.side
     }
 
+    /// The STOP_SENDING code the other side sent for our half of stream `id`, if it did.
+    pub fn stopped(&self, id: StreamId) -> Option<u64> {
+        let state = self.link.state.borrow();
+        state.streams.get(&id)?[self.side].stopped
+    }
+
     fn mark_readable(state: &mut State, side: usize, id: StreamId) {
         if !state.readable[side].contains(&id) {
             state.readable[side].push_back(id);

@@ -10,6 +10,8 @@
 
 mod lanes;
 mod link;
+#[cfg(test)]
+mod media_tests;
 mod peer;
 #[cfg(test)]
 mod tests;

@@ -254,6 +254,66 @@ impl Publisher {
         }
     }
 
+    /// Appends to an unfinished group a frame header declaring `size` payload bytes, and
+    /// only `part` of that payload: the rest follows with [`Self::payload`].
+    pub fn frame_part(
+        &self,
+        broadcast: &str,
+        track: &str,
+        sequence: u64,
+        (timestamp, size): (u64, usize),
+        part: &[u8],
+    ) {
+        let (ep, st) = &mut *self.0.borrow_mut();
+        let key = (broadcast.to_string(), track.to_string(), sequence);
+        for (id, last) in st.open_groups.get_mut(&key).expect("an open group") {
+            let mut buf = Vec::new();
+            let header = FrameHeader {
+                timestamp_delta: timestamp as i64 - *last as i64,
+                size: size as u64,
+            };
+            header.encode(VERSION, &mut buf).unwrap();
+            buf.extend_from_slice(part);
+            *last = timestamp;
+            ep.write(*id, &buf, false);
+        }
+    }
+
+    /// Writes raw payload bytes on an unfinished group's streams (the rest of a frame begun
+    /// with [`Self::frame_part`]), finishing them when `finish`.
+    pub fn payload(&self, broadcast: &str, track: &str, sequence: u64, bytes: &[u8], finish: bool) {
+        let (ep, st) = &mut *self.0.borrow_mut();
+        let key = (broadcast.to_string(), track.to_string(), sequence);
+        for (id, _) in st.open_groups.get(&key).expect("an open group") {
+            ep.write(*id, bytes, finish);
+        }
+        if finish {
+            st.open_groups.remove(&key);
+        }
+    }
+
+    /// Resets an unfinished group's streams with `code`.
+    pub fn reset_group(&self, broadcast: &str, track: &str, sequence: u64, code: u64) {
+        let (ep, st) = &mut *self.0.borrow_mut();
+        let key = (broadcast.to_string(), track.to_string(), sequence);
+        for (id, _) in st.open_groups.remove(&key).expect("an open group") {
+            ep.outbound.remove(&id);
+            ep.end.reset(id, code);
+        }
+    }
+
+    /// The STOP_SENDING codes the relay sent on an unfinished group's streams.
+    pub fn group_stops(&self, broadcast: &str, track: &str, sequence: u64) -> Vec<u64> {
+        let (ep, st) = &*self.0.borrow();
+        let key = (broadcast.to_string(), track.to_string(), sequence);
+        st.open_groups
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, _)| ep.end.stopped(*id))
+            .collect()
+    }
+
     /// Reads and answers the relay.
     pub fn poll(&self) {
         let (ep, st) = &mut *self.0.borrow_mut();
@@ -354,8 +414,10 @@ impl Publisher {
 pub struct ReceivedGroup {
     pub subscription: u64,
     pub sequence: u64,
-    /// (timestamp, payload) of every frame, in order.
+    /// (timestamp, payload) of every whole frame, in order.
     pub frames: Vec<(u64, Bytes)>,
+    /// Payload bytes of the frame being received, before its last byte (0 between frames).
+    pub partial: usize,
     /// `Some(Ok)` once finished, `Some(Err(code))` when reset.
     pub end: Option<Result<(), u64>>,
 }
@@ -367,6 +429,7 @@ impl std::fmt::Debug for ReceivedGroup {
         f.debug_struct("Group")
             .field("sequence", &self.sequence)
             .field("frames(ts,len)", &frames)
+            .field("partial", &self.partial)
             .field("end", &self.end)
             .finish()
     }
@@ -558,9 +621,11 @@ impl Viewer {
             let Some(group) = group.as_mut() else {
                 continue;
             };
+            group.partial = 0;
             while let Ok((header, used)) = FrameHeader::decode(VERSION, &inbound.buf) {
                 let size = header.size as usize;
                 if inbound.buf.len() < used + size {
+                    group.partial = inbound.buf.len() - used;
                     break;
                 }
                 let payload = Bytes::copy_from_slice(&inbound.buf[used..used + size]);
