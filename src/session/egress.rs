@@ -303,6 +303,12 @@ impl Downstream {
     /// a frame's header once every chunk before it is written, then each chunk as it lands.
     fn write_groups(&mut self, version: Version, streams: &mut dyn Streams) {
         self.groups.retain_mut(|g| loop {
+            // A reset group goes at once, with whatever is still queued for it: its payload
+            // is no use to anyone (and is what an evicting cache wants released).
+            if let GroupState::Aborted(c) = g.group.state() {
+                streams.reset(g.stream, c);
+                return false;
+            }
             if g.out.flush(streams, g.stream).is_err() {
                 return false;
             }
@@ -339,10 +345,8 @@ impl Downstream {
                     }
                     g.out.finish();
                 }
-                GroupState::Aborted(c) => {
-                    streams.reset(g.stream, c);
-                    return false;
-                }
+                // Reset at the top of the loop.
+                GroupState::Aborted(_) => continue,
             }
         });
     }
