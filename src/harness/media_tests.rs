@@ -120,7 +120,7 @@ fn a_frame_cut_short_by_its_publisher_resets_the_viewers_groups_and_never_arrive
 }
 
 #[test]
-fn open_groups_growing_past_the_track_budget_are_evicted_and_the_cache_stays_bounded() {
+fn open_groups_growing_past_the_track_budget_are_stopped_at_the_publisher_and_evicted() {
     const BUDGET: usize = 64 << 10;
     let config = RelayConfig {
         cache: CacheLimits {
@@ -159,11 +159,21 @@ fn open_groups_growing_past_the_track_budget_are_evicted_and_the_cache_stays_bou
             }
         }
     }
-    for shard in [owner, 1 - owner] {
-        let drops = drops(&world, shard);
-        assert!(drops.groups_evicted >= 4, "shard {shard}: {drops:?}");
-        assert!(drops.bytes_discarded > 0, "later chunks of evicted groups");
+    // The publisher's session keeps its open groups within the budget too: it stopped the
+    // oldest group streams (Evicted), so their payload never even reached the cache.
+    assert!(
+        drops(&world, owner).groups_evicted >= 4,
+        "{:?}",
+        drops(&world, owner)
+    );
+    for seq in 0..4 {
+        assert_eq!(
+            publisher.group_stops(BROADCAST, TRACK, seq),
+            [code::EVICTED],
+            "group {seq}"
+        );
     }
+    assert!(publisher.group_stops(BROADCAST, TRACK, 9).is_empty());
     // The viewer saw the oldest groups reset as Evicted, never completed.
     let groups = viewer.groups(sub);
     let evicted = groups

@@ -42,6 +42,9 @@ struct Upstream {
     highest: Option<u64>,
     /// We asked to stop; late streams and resets are expected.
     closing: bool,
+    /// Payload forwarded for this track's groups whose streams are still open: what this
+    /// publisher has in flight towards the cache, kept within the track budget.
+    open_bytes: usize,
 }
 
 /// What one of our bidi streams is for.
@@ -66,6 +69,8 @@ struct GroupIngest {
     last_timestamp: u64,
     /// Payload bytes the group's frame headers declared so far (at most `max_group_bytes`).
     bytes: usize,
+    /// Payload bytes forwarded so far (counted in the upstream's `open_bytes`).
+    forwarded: usize,
     frame: FrameIngest,
 }
 
@@ -83,6 +88,9 @@ enum FrameIngest {
     Header(FrameHead),
     /// The frame was forwarded up to `missing` payload bytes.
     Payload { missing: usize },
+    /// We stopped the stream (its track's open groups passed the budget); what still
+    /// arrives is dropped.
+    Stopped,
 }
 
 /// The consuming half of a session.
@@ -239,6 +247,7 @@ impl Consumer {
                 end: None,
                 highest: None,
                 closing: false,
+                open_bytes: 0,
             },
         );
         self.by_owner.insert((owner, track_id), subscription);
@@ -565,16 +574,22 @@ impl Consumer {
                 sequence: header.sequence,
                 last_timestamp: 0,
                 bytes: 0,
+                forwarded: 0,
                 frame: FrameIngest::Between,
             });
         }
         let ingest = slot.as_mut().expect("set above");
-        let Some(up) = self.upstreams.get(&ingest.subscription) else {
+        if matches!(ingest.frame, FrameIngest::Stopped) {
+            self.groups.remove(&id);
+            return true;
+        }
+        let Some(up) = self.upstreams.get_mut(&ingest.subscription) else {
             streams.stop(id, code::CANCEL);
             self.groups.remove(&id);
             return true;
         };
         let (owner, track_id) = (up.owner, up.track_id);
+        let subscription = ingest.subscription;
         let deliver = |event| env.shard.deliver(owner, track_id, event);
         let config = &env.shard.config;
         let max_frame = (config.max_frame_bytes as u64).min(wire::MAX_FRAME_SIZE);
@@ -596,13 +611,13 @@ impl Consumer {
                         Err(_) => {
                             // A FIN inside a frame header, or garbage.
                             refuse(streams, code::WRONG_SIZE);
-                            self.groups.remove(&id);
+                            self.close_group(id);
                             return true;
                         }
                     };
                     if header.size > max_frame {
                         refuse(streams, code::FRAME_TOO_LARGE);
-                        self.groups.remove(&id);
+                        self.close_group(id);
                         return true;
                     }
                     // Bounded by `max_frame` above, so it fits a usize.
@@ -618,7 +633,7 @@ impl Consumer {
                             );
                             env.shard.cache_counters().group_too_large();
                             refuse(streams, code::GROUP_TOO_LARGE);
-                            self.groups.remove(&id);
+                            self.close_group(id);
                             return true;
                         }
                     }
@@ -642,6 +657,8 @@ impl Consumer {
                     ingest.frame = FrameIngest::Payload {
                         missing: head.size - first.len(),
                     };
+                    ingest.forwarded += first.len();
+                    up.open_bytes += first.len();
                     deliver(TrackEvent::Frame {
                         group: sequence,
                         head,
@@ -649,6 +666,7 @@ impl Consumer {
                     });
                 }
                 FrameIngest::Payload { missing: 0 } => ingest.frame = FrameIngest::Between,
+                FrameIngest::Stopped => break,
                 FrameIngest::Payload { missing } => {
                     let available = inbound.buf.len();
                     if available < missing && available < MIN_CHUNK {
@@ -660,6 +678,8 @@ impl Consumer {
                     ingest.frame = FrameIngest::Payload {
                         missing: missing - bytes.len(),
                     };
+                    ingest.forwarded += bytes.len();
+                    up.open_bytes += bytes.len();
                     deliver(TrackEvent::Chunk {
                         group: sequence,
                         bytes,
@@ -675,16 +695,87 @@ impl Consumer {
                 group: sequence,
                 code: (!whole).then_some(code::WRONG_SIZE),
             });
-            self.groups.remove(&id);
+            self.close_group(id);
             return true;
         }
-        false
+        self.shed_open_groups(env, streams, subscription);
+        // The oldest open group may have been this one.
+        matches!(
+            self.groups.get(&id),
+            Some(Some(GroupIngest {
+                frame: FrameIngest::Stopped,
+                ..
+            }))
+        ) && self.groups.remove(&id).is_some()
+    }
+
+    /// Forgets a group stream that ended, giving its forwarded bytes back to its track's
+    /// open-group count (the cache accounts for them from here).
+    fn close_group(&mut self, id: StreamId) {
+        let Some(Some(ingest)) = self.groups.remove(&id) else {
+            return;
+        };
+        if matches!(ingest.frame, FrameIngest::Stopped) {
+            return;
+        }
+        if let Some(up) = self.upstreams.get_mut(&ingest.subscription) {
+            up.open_bytes = up.open_bytes.saturating_sub(ingest.forwarded);
+        }
+    }
+
+    /// While the payload forwarded for `subscription`'s open groups is over the track
+    /// budget, stops the oldest open group's stream (Evicted) and resets the group for the
+    /// owner: a publisher cannot have more of one track in flight towards the cache than
+    /// the cache would keep, and the oldest groups are the ones the cache would let go.
+    fn shed_open_groups(&mut self, env: &SessionEnv, streams: &mut dyn Streams, subscription: u64) {
+        let limits = &env.shard.config.cache;
+        let budget = limits.max_track_bytes.max(limits.max_group_bytes);
+        loop {
+            let Some(up) = self.upstreams.get_mut(&subscription) else {
+                return;
+            };
+            if up.open_bytes <= budget {
+                return;
+            }
+            let oldest = self
+                .groups
+                .iter_mut()
+                .filter_map(|(&id, g)| Some((id, g.as_mut()?)))
+                .filter(|(_, g)| {
+                    g.subscription == subscription && !matches!(g.frame, FrameIngest::Stopped)
+                })
+                .min_by_key(|(_, g)| g.sequence);
+            let Some((victim, ingest)) = oldest else {
+                up.open_bytes = 0;
+                return;
+            };
+            tracing::debug!(
+                stream = victim,
+                group = ingest.sequence,
+                budget,
+                "publisher's open groups over the track budget; oldest stopped"
+            );
+            up.open_bytes = up.open_bytes.saturating_sub(ingest.forwarded);
+            ingest.frame = FrameIngest::Stopped;
+            streams.stop(victim, code::EVICTED);
+            env.shard.cache_counters().group_evicted();
+            let end = TrackEvent::GroupEnd {
+                group: ingest.sequence,
+                code: Some(code::EVICTED),
+            };
+            env.shard.deliver(up.owner, up.track_id, end);
+        }
     }
 
     /// The publisher reset a group stream.
     pub fn on_group_reset(&mut self, env: &SessionEnv, id: StreamId, c: u64) {
         if let Some(Some(ingest)) = self.groups.remove(&id) {
-            if let Some(up) = self.upstreams.get(&ingest.subscription) {
+            if matches!(ingest.frame, FrameIngest::Stopped) {
+                // Our own STOP_SENDING answered: the group was already reset.
+                return;
+            }
+            if let Some(up) = self.upstreams.get_mut(&ingest.subscription) {
+                up.open_bytes = up.open_bytes.saturating_sub(ingest.forwarded);
                 env.shard.deliver(
                     up.owner,
                     up.track_id,
