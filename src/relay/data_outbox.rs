@@ -1,8 +1,11 @@
 //! What happens to media when a peer shard falls behind: the data lane's drop policy.
 //!
 //! Media for another shard goes through an [`Outbox`] that never drops by itself. When the
-//! backlog for a peer reaches `limit` messages, this policy sheds load in ways a viewer can
-//! see, never by leaving a hole that looks whole:
+//! backlog for a peer reaches `limit` messages, or [`MAX_QUEUED_MEDIA_BYTES`] of payload
+//! (frames of any size cross as chunks, so a message count alone does not bound the bytes;
+//! then only the replicas holding a large share of those bytes are shed, so one flooding
+//! track does not take the media of the others on the lane with it), this policy sheds load
+//! in ways a viewer can see, never by leaving a hole that looks whole:
 //!
 //! - a frame (or a later chunk of a frame's payload) that does not fit is dropped and its
 //!   group is **reset** for that replica (`GroupEnd` with [`TOO_FAR_BEHIND`], queued past the
@@ -24,8 +27,12 @@ use crate::model::TrackEvent;
 use crate::notify::Notify;
 use crate::wire::error_code::stream::TOO_FAR_BEHIND;
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+
+/// Payload bytes queued for one peer behind its full lane before media is shed, however few
+/// the messages.
+pub const MAX_QUEUED_MEDIA_BYTES: usize = 16 << 20;
 
 /// Groups cut for some replica at once, at most; past this, new cuts are not made and the
 /// backlog grows instead (each entry is forgotten when its group or track ends).
@@ -54,6 +61,11 @@ pub struct DataOutbox {
     hard_limit: usize,
     cut: RefCell<HashSet<Cut>>,
     drops: Cell<DataDrops>,
+    /// Payload bytes of the media messages queued for each peer.
+    queued_bytes: Vec<Cell<usize>>,
+    /// The same, for each (peer, replica) with any queued.
+    replica_bytes: RefCell<HashMap<(usize, u64), usize>>,
+    byte_limit: usize,
 }
 
 impl DataOutbox {
@@ -65,6 +77,9 @@ impl DataOutbox {
             limit,
             hard_limit: hard_limit.max(limit),
             cut: RefCell::new(HashSet::new()),
+            queued_bytes: (0..peers).map(|_| Cell::new(0)).collect(),
+            replica_bytes: RefCell::new(HashMap::new()),
+            byte_limit: MAX_QUEUED_MEDIA_BYTES,
             drops: Cell::new(DataDrops::default()),
         }
     }
@@ -98,7 +113,7 @@ impl DataOutbox {
                             self.count(|d| d.frames += 1);
                             return;
                         }
-                        if backlog >= self.limit && self.cut_group(key) {
+                        if self.over_limits(to, replica, backlog) && self.cut_group(key) {
                             self.count(|d| {
                                 d.frames += 1;
                                 d.groups_reset += 1;
@@ -129,7 +144,42 @@ impl DataOutbox {
                 }
             }
         }
+        let (replica, len) = media_of(&msg);
         self.queue.push(to, msg, try_send);
+        if len > 0 && self.queue.backlog(to) > backlog {
+            self.account(to, replica, len, true);
+        }
+    }
+
+    /// Whether media for `replica` on peer `to` is over the limits: too many messages
+    /// queued, or too many bytes with this replica holding a large share of them.
+    fn over_limits(&self, to: usize, replica: u64, backlog: usize) -> bool {
+        if backlog >= self.limit {
+            return true;
+        }
+        if self.queued_bytes[to].get() < self.byte_limit {
+            return false;
+        }
+        let share = self.replica_bytes.borrow().get(&(to, replica)).copied();
+        share.unwrap_or(0) >= self.byte_limit / 8
+    }
+
+    /// Adds (or, once taken, removes) `len` queued payload bytes of `replica` for `to`.
+    fn account(&self, to: usize, replica: u64, len: usize, queued: bool) {
+        let total = &self.queued_bytes[to];
+        let mut replicas = self.replica_bytes.borrow_mut();
+        if queued {
+            total.set(total.get() + len);
+            *replicas.entry((to, replica)).or_default() += len;
+            return;
+        }
+        total.set(total.get().saturating_sub(len));
+        if let Some(bytes) = replicas.get_mut(&(to, replica)) {
+            *bytes = bytes.saturating_sub(len);
+            if *bytes == 0 {
+                replicas.remove(&(to, replica));
+            }
+        }
     }
 
     /// Records that `key`'s remaining events are not sent; false when too many groups are
@@ -157,7 +207,12 @@ impl DataOutbox {
 
     /// See [`Outbox::take`].
     pub fn take(&self, to: usize) -> Option<Data> {
-        self.queue.take(to)
+        let msg = self.queue.take(to)?;
+        let (replica, len) = media_of(&msg);
+        if len > 0 {
+            self.account(to, replica, len, false);
+        }
+        Some(msg)
     }
 
     /// See [`Outbox::sent`].
@@ -168,6 +223,21 @@ impl DataOutbox {
     /// See [`Outbox::wake`].
     pub fn wake(&self, to: usize) -> Rc<Notify> {
         self.queue.wake(to)
+    }
+}
+
+/// The replica a message is for and the media payload it carries (0: none).
+fn media_of(msg: &Data) -> (u64, usize) {
+    match msg {
+        Data::Track {
+            to,
+            event: TrackEvent::Frame { first, .. },
+        } => (*to, first.len()),
+        Data::Track {
+            to,
+            event: TrackEvent::Chunk { bytes, .. },
+        } => (*to, bytes.len()),
+        _ => (0, 0),
     }
 }
 
@@ -305,6 +375,96 @@ mod tests {
             ]
         );
         assert_eq!(outbox.drops().frames, 2);
+    }
+
+    #[test]
+    fn a_few_large_chunks_past_the_byte_limit_reset_their_group() {
+        let mut outbox = DataOutbox::new(2, 100, 400);
+        outbox.byte_limit = 10;
+        let big = |byte| {
+            track(TrackEvent::Chunk {
+                group: 0,
+                bytes: Bytes::from(vec![byte; 6]),
+            })
+        };
+        let head = FrameHead {
+            timestamp: 0,
+            size: 24,
+        };
+        let got = through_full_lane(
+            &outbox,
+            vec![
+                track(TrackEvent::GroupStart(0)),
+                track(TrackEvent::Frame {
+                    group: 0,
+                    head,
+                    first: Bytes::from(vec![1; 6]),
+                }),
+                big(2), // 12 bytes queued now: past the limit of 10
+                big(3),
+                big(4),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                "start 0",
+                "frame 0:1",
+                "chunk 0:2",
+                &format!("end 0 Some({TOO_FAR_BEHIND})"),
+            ]
+        );
+        assert_eq!(outbox.drops().frames, 2);
+        assert_eq!(outbox.queued_bytes[PEER].get(), 0, "given back as taken");
+        assert!(outbox.replica_bytes.borrow().is_empty());
+    }
+
+    #[test]
+    fn past_the_byte_limit_a_small_track_beside_a_flooding_one_still_passes() {
+        let mut outbox = DataOutbox::new(2, 100, 400);
+        outbox.byte_limit = 64;
+        let flood = |byte| Data::Track {
+            to: 1,
+            event: TrackEvent::Chunk {
+                group: 0,
+                bytes: Bytes::from(vec![byte; 32]),
+            },
+        };
+        let head = FrameHead {
+            timestamp: 0,
+            size: 1000,
+        };
+        let mut msgs = vec![
+            Data::Track {
+                to: 1,
+                event: TrackEvent::GroupStart(0),
+            },
+            Data::Track {
+                to: 1,
+                event: TrackEvent::Frame {
+                    group: 0,
+                    head,
+                    first: Bytes::from(vec![0; 32]),
+                },
+            },
+            flood(1),
+            flood(2), // 96 bytes queued, all of replica 1's: cut
+        ];
+        // Replica 7's one-byte frames pass although the peer is over its byte limit.
+        msgs.extend([track(TrackEvent::GroupStart(5)), frame(5, 9), frame(5, 8)]);
+        let got = through_full_lane(&outbox, msgs);
+        assert_eq!(
+            got,
+            [
+                "start 0",
+                "frame 0:0",
+                "chunk 0:1",
+                &format!("end 0 Some({TOO_FAR_BEHIND})"),
+                "start 5",
+                "frame 5:9",
+                "frame 5:8",
+            ]
+        );
     }
 
     #[test]

@@ -26,6 +26,9 @@ const CONTROL_BUFFER: usize = wire::MAX_MESSAGE_SIZE + 16;
 /// Fewest payload bytes of an unfinished frame forwarded at once (the rest of a frame goes
 /// however small it is). Frames up to this size always travel whole.
 const MIN_CHUNK: usize = 4096;
+/// Most payload bytes forwarded in one event: a mesh lane holds a bounded number of
+/// messages, and this bounds each. Frames up to this size arrive whole in one event.
+const MAX_CHUNK: usize = 64 << 10;
 
 /// One of our upstream tracks (and, once wanted, its subscription).
 struct Upstream {
@@ -77,9 +80,9 @@ struct GroupIngest {
 /// Where a group stream is inside its frames. A frame is forwarded as it arrives
 /// (cut-through): its header with the first payload bytes, then the rest in chunks, so a
 /// large frame costs the relay its bytes in flight, never its whole size in a buffer. A
-/// frame that arrived whole goes in one event, as before; a partial one waits for
-/// [`MIN_CHUNK`] bytes, so ordinary frames split across reads do not turn into many small
-/// events.
+/// frame that arrived whole goes in one event, as before (up to [`MAX_CHUNK`]); a partial one
+/// waits for [`MIN_CHUNK`] bytes, so ordinary frames split across reads do not turn into many
+/// small events.
 #[derive(Clone, Copy, Debug)]
 enum FrameIngest {
     /// The next bytes are a frame header.
@@ -651,7 +654,7 @@ impl Consumer {
                     if available < head.size && available < MIN_CHUNK {
                         break;
                     }
-                    let Some(first) = inbound.take(available.min(head.size)) else {
+                    let Some(first) = inbound.take(available.min(head.size).min(MAX_CHUNK)) else {
                         break;
                     };
                     ingest.frame = FrameIngest::Payload {
@@ -672,7 +675,7 @@ impl Consumer {
                     if available < missing && available < MIN_CHUNK {
                         break;
                     }
-                    let Some(bytes) = inbound.take(available.min(missing)) else {
+                    let Some(bytes) = inbound.take(available.min(missing).min(MAX_CHUNK)) else {
                         break;
                     };
                     ingest.frame = FrameIngest::Payload {
