@@ -30,11 +30,10 @@ const EVIL: &str = "evil";
 /// What a track may cache on one shard (`CacheLimits::max_track_bytes`).
 const TRACK_BUDGET_MIB: u64 = 64;
 /// RSS growth allowed beyond the caches: what the attacker's connection may have in flight
-/// before the session reads it (QUIC's connection window, 64 MiB, which a relay busy with the
-/// attack lets fill) and 32 MiB for read buffers and allocator slack. Measured at 54-83 MiB
-/// here (debug build, glibc malloc); before cut-through and the per-chunk budget these attacks
-/// grew the relay by 240 MiB (one caching shard) and 271 MiB.
-const ALLOWANCE_MIB: u64 = 96;
+/// before the session reads it (QUIC's connection window, 64 MiB, which a shard busy with the
+/// attack lets fill) and 64 MiB for read buffers, chunks crossing the mesh and allocator
+/// slack. Measured at 54-111 MiB here (debug build, glibc malloc, load average 15-18).
+const ALLOWANCE_MIB: u64 = 128;
 /// Well-behaved viewers.
 const BYSTANDERS: usize = 4;
 /// The longest a well-behaved viewer may wait for a frame (generous: a loaded machine).
@@ -498,9 +497,11 @@ fn forty_open_groups_of_four_mib_on_one_track_stay_within_the_track_budget() {
     assert!(measured.evicted >= 24, "{measured:#?}");
 }
 
+/// The 32 frames, made 40 so that the bound separates the relay before cut-through
+/// (which held every frame whole: +271 MiB for 32) from after in every placement.
 #[test]
-fn thirty_two_unfinished_frames_of_eight_mib_cost_their_bytes_in_flight_not_their_size() {
-    const FRAMES: u64 = 32;
+fn forty_unfinished_frames_of_eight_mib_cost_their_bytes_in_flight_not_their_size() {
+    const FRAMES: u64 = 40;
     const SIZE: usize = 8 * MIB;
     const PIECE: usize = 256 << 10;
     let measured = measure(|attacker| {
@@ -519,12 +520,12 @@ fn thirty_two_unfinished_frames_of_eight_mib_cost_their_bytes_in_flight_not_thei
             open.retain(|&id| attacker.send(id, &piece[..len]).is_ok());
         }
     });
-    eprintln!("32 unfinished 8 MiB frames: {measured:#?}");
+    eprintln!("40 unfinished 8 MiB frames: {measured:#?}");
     assert_kept_receiving(&measured.bystanders);
     assert!(
         measured.growth_mib <= measured.bound_mib,
         "the relay held more than the frames' bytes in flight: {measured:#?}"
     );
-    // 256 MiB written: at least 24 of the 32 groups had to go on the owning shard.
-    assert!(measured.evicted >= 24, "{measured:#?}");
+    // 320 MiB written: at least 32 of the 40 groups had to go on the owning shard.
+    assert!(measured.evicted >= 32, "{measured:#?}");
 }
