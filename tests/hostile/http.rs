@@ -114,6 +114,7 @@ fn counted(log: &str, field: &str) -> u64 {
 #[test]
 fn nine_thousand_slow_sockets_from_one_address_are_refused_beyond_its_share_while_others_are_served(
 ) {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start("");
     let attacker = Ipv4Addr::new(127, 0, 0, 2);
     let mut flood = Flood::open(&[attacker], 9_000, relay.http);
@@ -151,6 +152,7 @@ fn nine_thousand_slow_sockets_from_one_address_are_refused_beyond_its_share_whil
 /// closed) and the shard keeps slots free for everyone else.
 #[test]
 fn slow_sockets_from_many_addresses_get_a_shorter_head_timeout_under_pressure() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start("");
     // 20 addresses x 240 sockets: about 2,400 a shard, over half of its 4,096 slots.
     let sources: Vec<Ipv4Addr> = (10..30).map(|i| Ipv4Addr::new(127, 0, 1, i)).collect();

@@ -202,6 +202,7 @@ fn stopped_count(stdout: &[String], field: &str) -> Option<u64> {
 
 #[test]
 fn a_stdout_reader_that_stops_reading_does_not_freeze_the_relay() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = StalledStdout::start();
     let stop = Arc::new(AtomicBool::new(false));
     let (up_tx, up) = mpsc::channel();
@@ -288,6 +289,7 @@ fn await_announced_at(relay: SocketAddr, suffix: &str) -> Result<MoqClient, Stri
 
 #[test]
 fn a_flood_of_refused_requests_logs_within_its_budget_and_counts_the_rest() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = crate::common::Relay::start("");
     // Each refused request logs one line at info ("announced: refused"); a peer repeating it
     // gets at most the call site's budget per shard: 200 at once, then 20 per second.

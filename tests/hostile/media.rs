@@ -474,6 +474,7 @@ fn measure(attack: impl FnOnce(&mut Attacker)) -> Measured {
 
 #[test]
 fn forty_open_groups_of_four_mib_on_one_track_stay_within_the_track_budget() {
+    let _alone = crate::one_attack_at_a_time();
     const GROUPS: u64 = 40;
     const FRAME: usize = 64 << 10;
     const FRAMES_PER_GROUP: usize = 4 * MIB / FRAME;
@@ -501,6 +502,7 @@ fn forty_open_groups_of_four_mib_on_one_track_stay_within_the_track_budget() {
 /// (which held every frame whole: +271 MiB for 32) from after in every placement.
 #[test]
 fn forty_unfinished_frames_of_eight_mib_cost_their_bytes_in_flight_not_their_size() {
+    let _alone = crate::one_attack_at_a_time();
     const FRAMES: u64 = 40;
     const SIZE: usize = 8 * MIB;
     const PIECE: usize = 256 << 10;

@@ -22,6 +22,7 @@ fn unknown_version_packet(dcid: [u8; 8], scid: [u8; 8], len: usize) -> Vec<u8> {
 
 #[test]
 fn a_datagram_too_small_to_start_a_connection_gets_no_reply() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start("");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
@@ -185,6 +186,7 @@ fn shard_of(socket: &UdpSocket, relay: SocketAddr) -> u8 {
 
 #[test]
 fn one_spoofed_initial_draws_at_most_three_times_its_size_until_the_handshake_deadline() {
+    let _alone = crate::one_attack_at_a_time();
     // quiche pads its Initial datagrams to 1200 bytes without charging the padding to its
     // amplification budget: with PTO probes, one Initial drew 7745 bytes (6.5x) over 21 s.
     let relay = Relay::start("[quic]\nhandshake_timeout = \"3s\"\n");
@@ -227,6 +229,7 @@ fn one_spoofed_initial_draws_at_most_three_times_its_size_until_the_handshake_de
 
 #[test]
 fn with_retry_always_an_initial_gets_one_retry_and_leaves_no_state_and_clients_still_connect() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start("[quic]\nretry = \"always\"\n");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let initial = client_initial(relay.addr, socket.local_addr().unwrap());
@@ -265,6 +268,7 @@ fn with_retry_always_an_initial_gets_one_retry_and_leaves_no_state_and_clients_s
 
 #[test]
 fn a_retry_token_used_from_another_address_or_tampered_is_dropped_and_counted() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start("[quic]\nretry = \"always\"\n");
     let owner = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut client = quiche_client(relay.addr, owner.local_addr().unwrap());
@@ -323,6 +327,7 @@ fn a_retry_token_used_from_another_address_or_tampered_is_dropped_and_counted() 
 
 #[test]
 fn thousands_of_half_open_handshakes_from_silent_addresses_are_bounded_by_retry() {
+    let _alone = crate::one_attack_at_a_time();
     // Real Initials (each a full ClientHello with its own connection id) from an address
     // that never answers. Before: 3000 of them held 69 MiB (24 KB each) until idle timeout.
     const INITIALS: usize = 3000;
@@ -385,6 +390,7 @@ fn thousands_of_half_open_handshakes_from_silent_addresses_are_bounded_by_retry(
 
 #[test]
 fn one_address_gets_a_retry_beyond_its_share_of_handshakes() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start("[limits]\nhandshakes_per_ip = 4\n");
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = socket.local_addr().unwrap();
@@ -667,6 +673,7 @@ const MAX_GAP: Duration = Duration::from_secs(2);
 
 #[test]
 fn an_initial_flood_leaves_viewers_receiving_memory_bounded_and_clients_connecting() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start("");
     let duration = Duration::from_secs(10);
     let outcome = flood_while_watching(&relay, duration);
@@ -694,6 +701,7 @@ fn an_initial_flood_leaves_viewers_receiving_memory_bounded_and_clients_connecti
 
 #[test]
 fn an_initial_flood_with_retry_always_creates_no_connection_state() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start("[quic]\nretry = \"always\"\n");
     let duration = Duration::from_secs(10);
     let outcome = flood_while_watching(&relay, duration);

@@ -238,6 +238,7 @@ fn flood_partial_messages(
 
 #[test]
 fn a_raw_quic_session_that_never_sends_setup_is_closed_with_timeout() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start(LIMITS);
     // The deadline runs from the end of the handshake, so never before this.
     let since = Instant::now();
@@ -257,6 +258,7 @@ fn a_raw_quic_session_that_never_sends_setup_is_closed_with_timeout() {
 
 #[test]
 fn an_http3_connection_that_never_sends_connect_is_closed_with_request_rejected() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start(LIMITS);
     let since = Instant::now();
     let mut quic = attacker(&relay, b"h3");
@@ -272,6 +274,7 @@ fn an_http3_connection_that_never_sends_connect_is_closed_with_request_rejected(
 
 #[test]
 fn a_websocket_that_never_sends_qmux_parameters_is_closed_at_the_setup_timeout() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start(LIMITS);
     let since = Instant::now();
     let mut tcp = std::net::TcpStream::connect(relay.http).unwrap();
@@ -308,6 +311,7 @@ fn a_websocket_that_never_sends_qmux_parameters_is_closed_at_the_setup_timeout()
 
 #[test]
 fn partial_messages_before_setup_close_the_connection_and_hold_little_memory() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start(LIMITS);
     let mut quic = attacker(&relay, Version::Lite05.alpn());
     let bystander = Bystander::start(&relay, shard_of(&quic));
@@ -335,6 +339,7 @@ fn partial_messages_before_setup_close_the_connection_and_hold_little_memory() {
 
 #[test]
 fn partial_control_messages_beyond_the_budget_close_only_the_attackers_session() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start(LIMITS);
     // An anonymous lite-04 session is authorized at once.
     let mut quic = attacker(&relay, Version::Lite04.alpn());
@@ -358,6 +363,7 @@ fn partial_control_messages_beyond_the_budget_close_only_the_attackers_session()
 
 #[test]
 fn datagrams_are_read_dropped_and_counted() {
+    let _alone = crate::one_attack_at_a_time();
     let relay = Relay::start(LIMITS);
     let mut client = MoqClient::connect(relay.addr, Version::Lite05, "anon").unwrap();
     let datagram = vec![0x5au8; 1_000];
@@ -394,6 +400,7 @@ fn datagrams_are_read_dropped_and_counted() {
 
 #[test]
 fn announce_requests_stream_the_announced_set_and_are_limited_per_session() {
+    let _alone = crate::one_attack_at_a_time();
     const BROADCASTS: usize = 10_000;
     const REQUESTS: usize = 500;
     let relay = Relay::start(LIMITS);
