@@ -10,6 +10,7 @@ mod common;
 mod http;
 mod logging;
 mod media;
+mod memory;
 mod quic;
 mod session;
 
