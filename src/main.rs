@@ -11,17 +11,19 @@ use std::process::ExitCode;
 ///
 /// With glibc's malloc, what a flood made the relay allocate stayed with the process after its
 /// connections closed (100 publishers of 1 KiB frames, release build: 10 -> 132 MB, and 129 MB
-/// still resident 10 s after they left): each shard allocates in an arena of its own, which
-/// returns memory only from its top. Measured on that flood (bench/README.md, "Memory after a
-/// flood"), with what stays 10 s after the flood's connections closed:
+/// still resident 10 s after they left): `free` gives memory back only from the top of an
+/// arena, and a flood's survivors are scattered through it. Measured on that flood
+/// (bench/README.md, "Memory after a flood"), with what stays 10 s after its connections
+/// closed:
 ///
 /// - glibc tuned (`trim_threshold`, `mmap_threshold` 128 KiB; `arena_max` 2): 75-96 % kept;
-/// - glibc with `malloc_trim(0)`: 4 % kept, but it walks every arena under its lock, stalling
+/// - glibc with `malloc_trim(0)`: 4-6 % kept, but it walks every arena under its lock, stalling
 ///   the shards that allocate there, and needs a trigger that knows how much is free;
-/// - mimalloc 2.0: 43 % kept (15 % with purging on every free, a system call on the hot path);
+/// - mimalloc 2.0: 43 % kept (15 % purging at once, a system call on the free path);
 /// - jemalloc with a background thread and a 1 s decay: 5-9 % kept, purged off the shards
 ///   with no call on the hot path, and 7-13 % less relay CPU per GB than glibc
-///   (fanout-1m-500, chat-1000) for 2-6 % more resident memory in steady state.
+///   (fanout-1m-500, chat-1000), for 2-6 % more resident memory in steady state and a
+///   higher peak under the flood.
 ///
 /// Only Rust's allocations go here; BoringSSL's (about 4 KiB per connection) stay with glibc.
 #[global_allocator]

@@ -131,7 +131,7 @@ fn memory_a_flood_of_cached_media_is_given_back_after_its_connections_close() {
 
     // The allocator gives memory back on its own schedule (jemalloc purges what was freed a
     // second ago): wait for the resident set to come down, up to a generous limit. It must
-    // give back at least three quarters of what the flood added; glibc's malloc kept 85-90 %.
+    // give back at least three quarters of what the flood added (glibc's malloc kept all of it).
     let kept_bound = baseline + (peak - baseline) / 4;
     let deadline = ended + Duration::from_secs(15);
     let mut after = rss_kib(pid);
