@@ -62,7 +62,8 @@ impl PeakRss {
 }
 
 #[test]
-fn memory_a_flood_of_cached_media_is_given_back_after_its_connections_close() {
+fn a_flood_of_cached_media_is_given_back_after_its_connections_close() {
+    let _alone = crate::one_attack_at_a_time();
     // Groups older than the latest are cached for a minute, so the flood's media stays with
     // the relay until its broadcasts end, a second after their publishers leave. A publisher
     // whose close the relay missed would still be gone after the 10 s idle timeout.
