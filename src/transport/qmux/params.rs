@@ -73,10 +73,15 @@ impl Params {
         ]
     }
 
-    /// Appends the parameter list (without the frame's type and length).
+    /// Appends the parameter list (without the frame's type and length). Values equal to
+    /// their default (0, or 16382 for `max_record_size`) are left out.
     pub fn encode(&self, out: &mut Vec<u8>) {
         for (id, value) in self.entries() {
-            if value == 0 || (id == MAX_RECORD_SIZE && value == DEFAULT_MAX_RECORD_SIZE) {
+            let default = match id {
+                MAX_RECORD_SIZE => DEFAULT_MAX_RECORD_SIZE,
+                _ => 0,
+            };
+            if value == default {
                 continue;
             }
             varint::put(id, out);
@@ -146,6 +151,22 @@ mod tests {
         p.encode(&mut out);
         assert_eq!(Params::decode(&out).unwrap(), p);
         assert_eq!(Params::decode(&[]).unwrap(), Params::default());
+    }
+
+    #[test]
+    fn a_zero_max_record_size_is_sent_since_absent_means_16382() {
+        // Found by the qmux_params fuzz target: 0 was left out like the other zero values,
+        // so it decoded back as the default.
+        let zero = Params {
+            max_record_size: 0,
+            ..Params::default()
+        };
+        let mut out = Vec::new();
+        zero.encode(&mut out);
+        assert_eq!(Params::decode(&out), Ok(zero));
+        let mut default = Vec::new();
+        Params::default().encode(&mut default);
+        assert!(default.is_empty(), "defaults are not sent");
     }
 
     #[test]
