@@ -60,19 +60,17 @@ fn settings(input: &[u8]) {
 }
 
 fn stream_headers(input: &[u8]) {
-    if let Ok(start) = header::decode_bidi(input) {
-        if let BidiStart::WebTransport { session, used } = start {
-            assert!(used <= input.len());
-            let mut wire = Vec::new();
-            header::encode_bidi(session, &mut wire);
-            assert_eq!(
-                header::decode_bidi(&wire),
-                Ok(BidiStart::WebTransport {
-                    session,
-                    used: wire.len()
-                })
-            );
-        }
+    if let Ok(BidiStart::WebTransport { session, used }) = header::decode_bidi(input) {
+        assert!(used <= input.len());
+        let mut wire = Vec::new();
+        header::encode_bidi(session, &mut wire);
+        assert_eq!(
+            header::decode_bidi(&wire),
+            Ok(BidiStart::WebTransport {
+                session,
+                used: wire.len()
+            })
+        );
     }
     if let Ok((session, used)) = header::decode_uni(input) {
         assert!(used <= input.len());
