@@ -9,7 +9,7 @@
 mod common;
 
 use common::udp_proxy::{Counts, Faults, UdpProxy};
-use common::Relay;
+use common::{groups_done, shard_counter, Relay};
 use moq_bench::client::{Event, MoqClient};
 use moq_relay::transport::quic::QuicSettings;
 use moq_relay::wire::Version;
@@ -304,30 +304,11 @@ fn wait_viewers(
     false
 }
 
-fn groups_done(events: &[Event]) -> Vec<u64> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::GroupDone { group, .. } => Some(*group),
-            _ => None,
-        })
-        .collect()
-}
-
 /// A group reset or the subscription refused: something the lossy links must not cause.
 fn lost_something(events: &[Event]) -> bool {
     events
         .iter()
         .any(|e| matches!(e, Event::GroupReset { .. } | Event::Refused { .. }))
-}
-
-/// The sum of `field` over the "shard stopped" lines of `log`.
-fn shard_counter(log: &str, field: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("shard stopped"))
-        .filter_map(|l| l.split(&format!("{field}=")).nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Relay;
+use common::{groups_done, Relay};
 use moq_bench::client::{Event, MoqClient};
 use moq_relay::wire::Version;
 use std::time::{Duration, Instant};
@@ -59,16 +59,6 @@ fn frames_of(events: &[Event], group: u64) -> Vec<Vec<u8>> {
             Event::Frame {
                 group: g, payload, ..
             } if *g == group => Some(payload.to_vec()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn groups_done(events: &[Event]) -> Vec<u64> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::GroupDone { group, .. } => Some(*group),
             _ => None,
         })
         .collect()

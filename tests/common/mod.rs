@@ -246,3 +246,26 @@ impl Drop for Relay {
         }
     }
 }
+
+/// The sum over the shards of counter `field` on the relay's "shard stopped" lines (one line per
+/// area and shard), read from its log after it stopped. The field is matched whole, so
+/// `early_streams_refused` does not also count `wt_early_streams_refused`.
+pub fn shard_counter(log: &str, field: &str) -> u64 {
+    let key = format!(" {field}=");
+    log.lines()
+        .filter(|l| l.contains("shard stopped"))
+        .filter_map(|l| l.split(key.as_str()).nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The groups a viewer received whole, in the order they completed.
+pub fn groups_done(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::GroupDone { group, .. } => Some(*group),
+            _ => None,
+        })
+        .collect()
+}

@@ -99,15 +99,6 @@ fn websocket_upgrade_status(addr: SocketAddr) -> String {
     String::from_utf8_lossy(&head).trim_end().to_string()
 }
 
-/// The sum over the shards of counter `field` on their "shard stopped" lines.
-fn counted(log: &str, field: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("shard stopped"))
-        .filter_map(|l| l.split(&format!("{field}=")).nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// The attack of issue 17: 9,000 slow sockets from one address used to take every slot of
 /// both shards (4,096 each), so every HTTP and WebSocket request was answered 503 until the
 /// 10 s head timeout freed them.
@@ -139,12 +130,16 @@ fn nine_thousand_slow_sockets_from_one_address_are_refused_beyond_its_share_whil
     drop(flood);
     let (status, log) = relay.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "a clean stop: {log}");
-    let refused = counted(&log, "http_refused_per_address");
+    let refused = crate::common::shard_counter(&log, "http_refused_per_address");
     assert!(
         refused >= (9_000 - held) as u64 && refused <= 9_000,
         "refusals counted: {refused}\n{log}"
     );
-    assert_eq!(counted(&log, "http_refused_shard_full"), 0, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "http_refused_shard_full"),
+        0,
+        "{log}"
+    );
 }
 
 /// Slowloris from many addresses, each within its share: once half a shard's slots are
@@ -173,7 +168,18 @@ fn slow_sockets_from_many_addresses_get_a_shorter_head_timeout_under_pressure() 
     drop(flood);
     let (status, log) = relay.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "a clean stop: {log}");
-    assert!(counted(&log, "http_head_timeouts") >= want as u64, "{log}");
-    assert_eq!(counted(&log, "http_refused_per_address"), 0, "{log}");
-    assert_eq!(counted(&log, "http_refused_shard_full"), 0, "{log}");
+    assert!(
+        crate::common::shard_counter(&log, "http_head_timeouts") >= want as u64,
+        "{log}"
+    );
+    assert_eq!(
+        crate::common::shard_counter(&log, "http_refused_per_address"),
+        0,
+        "{log}"
+    );
+    assert_eq!(
+        crate::common::shard_counter(&log, "http_refused_shard_full"),
+        0,
+        "{log}"
+    );
 }

@@ -393,15 +393,6 @@ fn frame_header(size: usize) -> Vec<u8> {
     buf
 }
 
-/// The sum of a counter over every shard's "shard stopped" line.
-fn counted(log: &str, field: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("shard stopped"))
-        .filter_map(|l| l.split(&format!("{field}=")).nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// The shard the session from `port` landed on, from its "session started" line.
 fn shard_of(log: &str, port: u16) -> Option<usize> {
     let peer = format!("127.0.0.1:{port}");
@@ -472,9 +463,9 @@ fn measure(attack: impl FnOnce(&mut Attacker)) -> Measured {
         bound_mib,
         seconds,
         bystanders: bystander_reports,
-        evicted: counted(&log, "cache_groups_evicted"),
-        too_large: counted(&log, "cache_groups_too_large"),
-        discarded_mib: counted(&log, "cache_bytes_discarded") >> 20,
+        evicted: crate::common::shard_counter(&log, "cache_groups_evicted"),
+        too_large: crate::common::shard_counter(&log, "cache_groups_too_large"),
+        discarded_mib: crate::common::shard_counter(&log, "cache_bytes_discarded") >> 20,
     }
 }
 

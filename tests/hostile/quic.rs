@@ -59,9 +59,21 @@ fn a_datagram_too_small_to_start_a_connection_gets_no_reply() {
     // The drops are counted: the shard that took them reports them when it stops.
     let (status, log) = relay.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "a clean stop: {log}");
-    assert_eq!(counted(&log, "short_initials_dropped"), 3, "{log}");
-    assert_eq!(counted(&log, "undecodable_dropped"), 1, "{log}");
-    assert_eq!(counted(&log, "version_negotiations"), 1, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "short_initials_dropped"),
+        3,
+        "{log}"
+    );
+    assert_eq!(
+        crate::common::shard_counter(&log, "undecodable_dropped"),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        crate::common::shard_counter(&log, "version_negotiations"),
+        1,
+        "{log}"
+    );
 }
 
 /// A quiche client towards `relay` from `local` whose ClientHello fits its first Initial
@@ -223,8 +235,16 @@ fn one_spoofed_initial_draws_at_most_three_times_its_size_until_the_handshake_de
         "{received} bytes for {} received: {log}",
         initial.len()
     );
-    assert_eq!(counted(&log, "connections_accepted"), 1, "{log}");
-    assert_eq!(counted(&log, "handshakes_timed_out"), 1, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "connections_accepted"),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        crate::common::shard_counter(&log, "handshakes_timed_out"),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -258,9 +278,12 @@ fn with_retry_always_an_initial_gets_one_retry_and_leaves_no_state_and_clients_s
         "nothing but the Retry went to the silent address"
     );
     // One for the silent address, one per Initial datagram of the client's first flight.
-    assert!(counted(&log, "retries_sent") >= 2, "{log}");
+    assert!(
+        crate::common::shard_counter(&log, "retries_sent") >= 2,
+        "{log}"
+    );
     assert_eq!(
-        counted(&log, "connections_accepted"),
+        crate::common::shard_counter(&log, "connections_accepted"),
         1,
         "only the client that answered its Retry: {log}"
     );
@@ -321,8 +344,16 @@ fn a_retry_token_used_from_another_address_or_tampered_is_dropped_and_counted() 
     }
     let (status, log) = relay.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "a clean stop: {log}");
-    assert_eq!(counted(&log, "tokens_invalid"), 2, "{log}");
-    assert_eq!(counted(&log, "connections_accepted"), 0, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "tokens_invalid"),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        crate::common::shard_counter(&log, "connections_accepted"),
+        0,
+        "{log}"
+    );
 }
 
 #[test]
@@ -371,8 +402,8 @@ fn thousands_of_half_open_handshakes_from_silent_addresses_are_bounded_by_retry(
     let (status, log) = relay.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "a clean stop: {log}");
     let (accepted, retries) = (
-        counted(&log, "connections_accepted"),
-        counted(&log, "retries_sent"),
+        crate::common::shard_counter(&log, "connections_accepted"),
+        crate::common::shard_counter(&log, "retries_sent"),
     );
     eprintln!(
         "{INITIALS} half-open Initials: {accepted} accepted, {retries} Retry, RSS +{grown} KiB"
@@ -403,8 +434,16 @@ fn one_address_gets_a_retry_beyond_its_share_of_handshakes() {
     assert_eq!(answered, (6, 4), "six Retry packets and four handshakes");
     let (status, log) = relay.terminate(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "a clean stop: {log}");
-    assert_eq!(counted(&log, "connections_accepted"), 4, "{log}");
-    assert_eq!(counted(&log, "retries_sent"), 6, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "connections_accepted"),
+        4,
+        "{log}"
+    );
+    assert_eq!(
+        crate::common::shard_counter(&log, "retries_sent"),
+        6,
+        "{log}"
+    );
 }
 
 /// A 1200-byte datagram that looks like a client's first Initial (long header, QUIC v1, a
@@ -479,15 +518,6 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("VmRSS in /proc/<pid>/status")
-}
-
-/// The sum over shards of `field=N` on the relay's "shard stopped" lines.
-fn counted(log: &str, field: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("shard stopped"))
-        .filter_map(|l| l.split(&format!(" {field}=")).nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// A publisher of `anon/<broadcast>` (one group of one frame every `period`) and a viewer
@@ -694,7 +724,7 @@ fn an_initial_flood_leaves_viewers_receiving_memory_bounded_and_clients_connecti
         outcome.legit_connected
     );
     assert!(
-        counted(&log, "retries_sent") > 0,
+        crate::common::shard_counter(&log, "retries_sent") > 0,
         "the flood met Retry: {log}"
     );
 }
@@ -715,8 +745,15 @@ fn an_initial_flood_with_retry_always_creates_no_connection_state() {
         outcome.legit_connected
     );
     // The publisher, the viewer and the client that connected during the flood.
-    assert_eq!(counted(&log, "connections_accepted"), 3, "{log}");
-    assert!(counted(&log, "retries_sent") > 0, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "connections_accepted"),
+        3,
+        "{log}"
+    );
+    assert!(
+        crate::common::shard_counter(&log, "retries_sent") > 0,
+        "{log}"
+    );
     assert!(
         outcome.longest_gap < MAX_GAP,
         "the viewer waited {:?}",

@@ -44,15 +44,6 @@ fn memory(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The sum over shards of a counter printed on the "shard stopped" lines.
-fn counted(log: &str, field: &str) -> u64 {
-    log.lines()
-        .filter(|l| l.contains("shard stopped"))
-        .filter_map(|l| l.split(&format!("{field}=")).nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// Stops the relay cleanly and returns its log.
 fn stop(relay: Relay) -> String {
     let (status, log) = relay.terminate(Duration::from_secs(10));
@@ -253,7 +244,11 @@ fn a_raw_quic_session_that_never_sends_setup_is_closed_with_timeout() {
     eprintln!("no SETUP: closed after {after:?} with {code:#x}");
     bystander.finish();
     let log = stop(relay);
-    assert_eq!(counted(&log, "setup_timeouts"), 1, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "setup_timeouts"),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -269,7 +264,11 @@ fn an_http3_connection_that_never_sends_connect_is_closed_with_request_rejected(
         "closed after {after:?}"
     );
     let log = stop(relay);
-    assert_eq!(counted(&log, "connect_timeouts"), 1, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "connect_timeouts"),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -306,7 +305,11 @@ fn a_websocket_that_never_sends_qmux_parameters_is_closed_at_the_setup_timeout()
         "closed after {after:?}"
     );
     let log = stop(relay);
-    assert_eq!(counted(&log, "connect_timeouts"), 1, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "connect_timeouts"),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -334,7 +337,11 @@ fn partial_messages_before_setup_close_the_connection_and_hold_little_memory() {
     assert!(growth < 16 * MIB as u64, "peak RSS grew by {growth} bytes");
     bystander.finish();
     let log = stop(relay);
-    assert_eq!(counted(&log, "pre_auth_overflows"), 1, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "pre_auth_overflows"),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -358,7 +365,11 @@ fn partial_control_messages_beyond_the_budget_close_only_the_attackers_session()
     assert!(growth < 24 * MIB as u64, "peak RSS grew by {growth} bytes");
     bystander.finish();
     let log = stop(relay);
-    assert_eq!(counted(&log, "budget_closes"), 1, "{log}");
+    assert_eq!(
+        crate::common::shard_counter(&log, "budget_closes"),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -388,7 +399,7 @@ fn datagrams_are_read_dropped_and_counted() {
     assert!(client.closed().is_none(), "the session stays up");
     drop(client);
     let log = stop(relay);
-    let dropped = counted(&log, "datagrams_dropped");
+    let dropped = crate::common::shard_counter(&log, "datagrams_dropped");
     eprintln!("datagrams: {queued} sent, {dropped} read and dropped by the relay");
     // Loopback may lose a few (datagrams are not retransmitted); every one that arrived
     // was read.
@@ -474,7 +485,7 @@ fn announce_requests_stream_the_announced_set_and_are_limited_per_session() {
     drop(publisher);
     let log = stop(relay);
     assert_eq!(
-        counted(&log, "announce_requests_refused"),
+        crate::common::shard_counter(&log, "announce_requests_refused"),
         (REQUESTS - 16) as u64,
         "{log}"
     );
