@@ -139,6 +139,11 @@ fn proxy_without_faults_forwards_every_datagram_both_ways_in_order() {
         sent: 200,
         ..Counts::default()
     };
+    // The proxy counts a datagram as sent once `send_to` returned, which can be after its echo
+    // came back through the other direction: wait for the counters to settle.
+    wait_until(WAIT, || {
+        proxy.to_target() == clean && proxy.to_client() == clean
+    });
     assert_eq!(proxy.to_target(), clean);
     assert_eq!(proxy.to_client(), clean);
 }
