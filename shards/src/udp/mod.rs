@@ -355,10 +355,11 @@ impl UdpSocket {
     /// call again. Cancel-safe: dropping the future loses no datagram.
     ///
     /// It does not yield while it drains an ordinary backlog. A yield puts the receiving task
-    /// behind every task already queued, and under load one frame wakes every viewer's
-    /// connection: the socket would go unread for tens of milliseconds and overflow with ACKs
-    /// (at 2500 viewers of 1 Mbps on one core, a yield per call lost 11 000 datagrams a
-    /// second, and with them fairness between connections). Only a flood, which would always
+    /// behind every task already queued in its task queue (run it in a queue of its own, as
+    /// the relay does, so that is no one), and under load one frame wakes every viewer's
+    /// connection: in a shared queue the socket would go unread for tens of milliseconds and
+    /// overflow with ACKs (at 2500 viewers of 1 Mbps on one core, a yield per call lost
+    /// 11 000 datagrams a second, and with them fairness between connections). Only a flood, which would always
     /// find datagrams queued and never wait, gives the shard's other tasks their turn: once it
     /// has received for [`RECV_TIME_BUDGET`] without the socket running dry, when the
     /// executor's preemption timer says others are waiting

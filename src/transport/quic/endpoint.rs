@@ -87,11 +87,15 @@ pub struct Endpoint {
     refusal_log: LogThrottle,
     token_log: LogThrottle,
     timeout_log: LogThrottle,
+    /// The task queue the connections' tasks run in: the one current when the endpoint was
+    /// made, whichever queue later receives the datagrams that start them.
+    connections_queue: glommio::TaskQueueHandle,
 }
 
 impl Endpoint {
     /// An endpoint on `place` accepting with `config` (a server configuration built from
-    /// `settings`) and running what `handler` picks on each accepted connection.
+    /// `settings`) and running what `handler` picks on each accepted connection. The tasks
+    /// that drive connections go to the task queue current at this call.
     pub fn new(
         place: ShardPlace,
         handler: Rc<dyn ConnectionHandler>,
@@ -119,6 +123,7 @@ impl Endpoint {
             refusal_log: LogThrottle::new(REFUSAL_LOG_INTERVAL),
             token_log: LogThrottle::new(REFUSAL_LOG_INTERVAL),
             timeout_log: LogThrottle::new(REFUSAL_LOG_INTERVAL),
+            connections_queue: glommio::executor().current_task_queue(),
         })
     }
 
@@ -285,9 +290,11 @@ impl Endpoint {
         self.receive(&conn, data, from, local, false);
         tracing::debug!(from = %from, shard = shard.id, "connection accepted");
         let endpoint = self.clone();
-        glommio::spawn_local(
+        glommio::spawn_local_into(
             async move { endpoint.drive(conn, Start::Accepted, Some(ticket)).await },
+            self.connections_queue,
         )
+        .expect("the connections' task queue lives as long as the executor")
         .detach();
     }
 
@@ -366,8 +373,12 @@ impl Endpoint {
         tracing::debug!(%peer, shard = self.place.id, "dialing");
         let endpoint = self.clone();
         let dialed = conn.clone();
-        glommio::spawn_local(async move { endpoint.drive(dialed, Start::Dialed(app), None).await })
-            .detach();
+        glommio::spawn_local_into(
+            async move { endpoint.drive(dialed, Start::Dialed(app), None).await },
+            self.connections_queue,
+        )
+        .expect("the connections' task queue lives as long as the executor")
+        .detach();
         Ok(conn)
     }
 
