@@ -77,6 +77,7 @@ pub fn run(
             retry: config.quic.retry,
             unvalidated: config.limits.unvalidated_handshakes,
             per_ip: config.limits.handshakes_per_ip,
+            proven_per_ip: config.limits.proven_handshakes_per_ip,
         },
         ..QuicSettings::default()
     };

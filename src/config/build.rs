@@ -378,6 +378,14 @@ impl Builder<'_> {
                 MAX_HANDSHAKE_LIMIT,
                 DEFAULT_HANDSHAKES_PER_IP,
             )?,
+            proven_handshakes_per_ip: value(
+                "limits.proven_handshakes_per_ip",
+                "--proven-handshakes-per-ip",
+                cli.proven_handshakes_per_ip,
+                file.proven_handshakes_per_ip,
+                MAX_HANDSHAKE_LIMIT,
+                DEFAULT_PROVEN_HANDSHAKES_PER_IP,
+            )?,
         })
     }
 

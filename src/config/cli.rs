@@ -152,11 +152,17 @@ pub struct Cli {
           value_parser = parse::parse_positive, help_heading = "Limits")]
     pub unvalidated_handshakes: Option<u64>,
 
-    /// Handshakes in flight from one IP on a shard, proven and unproven each
-    /// [limits.handshakes_per_ip; default: 32].
+    /// Unproven handshakes in flight from one IP on a shard; beyond it a new client must
+    /// answer a Retry [limits.handshakes_per_ip; default: 32].
     #[arg(long, value_name = "N", env = "MOQ_RELAY_HANDSHAKES_PER_IP",
           value_parser = parse::parse_positive, help_heading = "Limits")]
     pub handshakes_per_ip: Option<u64>,
+
+    /// Proven handshakes (the client answered a Retry) in flight from one IP on a shard;
+    /// beyond it a proven Initial is dropped [limits.proven_handshakes_per_ip; default: 256].
+    #[arg(long, value_name = "N", env = "MOQ_RELAY_PROVEN_HANDSHAKES_PER_IP",
+          value_parser = parse::parse_positive, help_heading = "Limits")]
+    pub proven_handshakes_per_ip: Option<u64>,
 
     /// Messages each control lane between two shards holds [limits.mesh_control_lane; default: 1024].
     #[arg(long, value_name = "N", env = "MOQ_RELAY_MESH_CONTROL_LANE",

@@ -98,6 +98,7 @@ pub(super) struct LimitsFile {
     pub setup_timeout: Option<Spanned<DurationText>>,
     pub unvalidated_handshakes: Option<Spanned<Int>>,
     pub handshakes_per_ip: Option<Spanned<Int>>,
+    pub proven_handshakes_per_ip: Option<Spanned<Int>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

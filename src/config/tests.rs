@@ -704,13 +704,15 @@ fn handshake_keys_default_override_and_refuse_bad_values() {
     assert_eq!(config.quic.handshake_timeout, Duration::from_secs(10));
     assert_eq!(config.limits.unvalidated_handshakes, 64);
     assert_eq!(config.limits.handshakes_per_ip, 32);
+    assert_eq!(config.limits.proven_handshakes_per_ip, 256);
     let config = parse(
         &format!(
-            "{MINIMAL}[quic]\nretry = \"always\"\nhandshake_timeout = \"2s\"\n[limits]\nunvalidated_handshakes = 10\nhandshakes_per_ip = 3\n"
+            "{MINIMAL}[quic]\nretry = \"always\"\nhandshake_timeout = \"2s\"\n[limits]\nunvalidated_handshakes = 10\nhandshakes_per_ip = 3\nproven_handshakes_per_ip = 7\n"
         ),
         &["--retry", "never", "--handshakes-per-ip", "4"],
     )
     .unwrap();
+    assert_eq!(config.limits.proven_handshakes_per_ip, 7);
     assert_eq!(config.quic.retry, RetryMode::Never, "the flag wins");
     assert_eq!(config.quic.handshake_timeout, Duration::from_secs(2));
     assert_eq!(config.limits.unvalidated_handshakes, 10);
@@ -726,6 +728,13 @@ fn handshake_keys_default_override_and_refuse_bad_values() {
     assert_eq!(e.key(), Some("quic.handshake_timeout"), "{e}");
     let e = err(&format!("{MINIMAL}[limits]\nhandshakes_per_ip = 0\n"), &[]);
     assert_eq!(e.key(), Some("limits.handshakes_per_ip"), "{e}");
+    let e = err(
+        &format!("{MINIMAL}[limits]\nproven_handshakes_per_ip = 0\n"),
+        &[],
+    );
+    assert_eq!(e.key(), Some("limits.proven_handshakes_per_ip"), "{e}");
+    let e = err(MINIMAL, &["--proven-handshakes-per-ip", "100001"]);
+    assert_eq!(e.flag(), Some("--proven-handshakes-per-ip"), "{e}");
     let e = err(MINIMAL, &["--unvalidated-handshakes", "100001"]);
     assert_eq!(e.flag(), Some("--unvalidated-handshakes"), "{e}");
     let e = Cli::try_parse_from(["moq-relay", "--retry", "maybe"]).unwrap_err();

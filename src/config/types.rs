@@ -37,6 +37,8 @@ pub const DEFAULT_RETRY: RetryMode = RetryMode::Auto;
 pub const DEFAULT_UNVALIDATED_HANDSHAKES: usize = 64;
 /// `limits.handshakes_per_ip`: per shard.
 pub const DEFAULT_HANDSHAKES_PER_IP: usize = 32;
+/// `limits.proven_handshakes_per_ip`: per shard.
+pub const DEFAULT_PROVEN_HANDSHAKES_PER_IP: usize = 256;
 /// Largest handshake limit accepted (the per-shard connection limit).
 pub const MAX_HANDSHAKE_LIMIT: u64 = 100_000;
 /// `limits.mesh_control_lane`.
@@ -199,8 +201,10 @@ pub struct LimitsConfig {
     /// Unproven handshakes in flight (or begun within a second) on a shard before new
     /// clients must answer a Retry (or are refused with `quic.retry = "never"`).
     pub unvalidated_handshakes: usize,
-    /// Handshakes in flight from one IP on a shard (proven and unproven counted apart).
+    /// Unproven handshakes in flight from one IP on a shard.
     pub handshakes_per_ip: usize,
+    /// Proven handshakes (the client answered a Retry) in flight from one IP on a shard.
+    pub proven_handshakes_per_ip: usize,
 }
 
 impl Default for LimitsConfig {
@@ -213,6 +217,7 @@ impl Default for LimitsConfig {
             setup_timeout: DEFAULT_SETUP_TIMEOUT,
             unvalidated_handshakes: DEFAULT_UNVALIDATED_HANDSHAKES,
             handshakes_per_ip: DEFAULT_HANDSHAKES_PER_IP,
+            proven_handshakes_per_ip: DEFAULT_PROVEN_HANDSHAKES_PER_IP,
         }
     }
 }

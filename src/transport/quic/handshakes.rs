@@ -30,10 +30,13 @@ pub struct HandshakeLimits {
     /// Unproven handshakes in flight, or begun within the last second, on a shard before new
     /// clients get a Retry (or, with [`RetryMode::Never`], are refused).
     pub unvalidated: usize,
-    /// Handshakes in flight from one IP on a shard, unproven and proven each: beyond it an
-    /// unproven Initial gets a Retry (refused with [`RetryMode::Never`]) and a proven one is
-    /// refused.
+    /// Unproven handshakes in flight from one IP on a shard: beyond it an unproven Initial
+    /// gets a Retry (refused with [`RetryMode::Never`]).
     pub per_ip: usize,
+    /// Proven handshakes in flight from one IP on a shard: beyond it a proven Initial is
+    /// refused. Larger than `per_ip`: a proven address is a real host, and many clients
+    /// share one (a NAT, a campus, a load generator) and connect in bursts.
+    pub proven_per_ip: usize,
 }
 
 impl Default for HandshakeLimits {
@@ -42,6 +45,7 @@ impl Default for HandshakeLimits {
             retry: RetryMode::Auto,
             unvalidated: 64,
             per_ip: 32,
+            proven_per_ip: 256,
         }
     }
 }
@@ -114,7 +118,7 @@ impl Handshakes {
         let limits = self.limits;
         let from_ip = self.per_ip.get(&ip);
         if validated {
-            if from_ip.is_some_and(|p| p.validated >= limits.per_ip) {
+            if from_ip.is_some_and(|p| p.validated >= limits.proven_per_ip) {
                 return Admission::Refuse(Refusal::PerIp);
             }
         } else {
@@ -186,6 +190,7 @@ mod tests {
             retry,
             unvalidated,
             per_ip,
+            proven_per_ip: per_ip + 1,
         }
     }
 
@@ -229,9 +234,10 @@ mod tests {
         let _b = accept(&mut h, ip(1), false, now);
         assert_eq!(h.admit(ip(1), false, now), Admission::Retry);
         let _other = accept(&mut h, ip(2), false, now);
-        // The proven share of ip(1) is untouched by its unproven handshakes.
+        // The proven share of ip(1) (three here) is untouched by its unproven handshakes.
         let _p = accept(&mut h, ip(1), true, now);
         let _q = accept(&mut h, ip(1), true, now);
+        let _r = accept(&mut h, ip(1), true, now);
         assert_eq!(h.admit(ip(1), true, now), Admission::Refuse(Refusal::PerIp));
     }
 
