@@ -34,6 +34,7 @@ use consume::Consumer;
 pub use env::{SessionCounters, SessionEnv, SessionLimits, DEFAULT_SETUP_TIMEOUT};
 use io::{Inbound, Outbox, ReadOutcome};
 use serve::Server;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -46,6 +47,13 @@ const EARLY_BUFFER: usize = 4 * 1024;
 const MAX_PEER_STREAMS: usize = 20_000;
 /// Most bytes buffered for one control stream.
 const CONTROL_BUFFER: usize = wire::MAX_MESSAGE_SIZE + 16;
+/// Most bytes one poll reads from the peer's streams. A publisher with megabytes waiting in
+/// its connection would otherwise have them all read, cached and fanned out in one poll
+/// while every other connection of the shard waits (seconds, in a debug build, for the
+/// 64 MiB a QUIC connection window holds). Past it the session stops reading, remembers
+/// the stream it cut short, and asks to be polled again at once: its task yields to the
+/// shard's other tasks when the executor says they are waiting.
+const POLL_READ_BUDGET: usize = 256 * 1024;
 
 /// What a peer-initiated stream turned out to be.
 #[derive(Debug)]
@@ -92,6 +100,12 @@ pub struct Session {
     now: Instant,
     /// Peer streams that became active on authorization and still need a first look.
     activated: Vec<StreamId>,
+    /// Bytes this poll may still read from peer streams ([`POLL_READ_BUDGET`]).
+    read_budget: usize,
+    /// Peer streams whose read the budget cut short, in turn: read first on the next poll
+    /// (the transport reports a stream readable again only when more arrives), each cut
+    /// short again going to the back.
+    unfinished: VecDeque<StreamId>,
     closed: bool,
     /// Set by shard events (track data, announcements, upstream requests); the task's own
     /// notification also fires for packets, which alone rarely give the server work.
@@ -142,6 +156,8 @@ impl Session {
             expires_at: None,
             now,
             activated: Vec::new(),
+            read_budget: POLL_READ_BUDGET,
+            unfinished: VecDeque::new(),
             closed: false,
             setup_deadline: None,
             setup_armed: false,
@@ -170,15 +186,18 @@ impl Session {
         session
     }
 
-    /// The next time the session wants to run without being woken.
+    /// The next time the session wants to run without being woken: at once when its last
+    /// poll stopped reading at the budget.
     pub fn deadline(&self) -> Option<Instant> {
         if self.closed {
             return None;
         }
-        match (self.expires_at, self.setup_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let more_to_read =
+            (self.read_budget == 0 || !self.unfinished.is_empty()).then_some(self.now);
+        [self.expires_at, self.setup_deadline, more_to_read]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether the peer's session is authorized (its SETUP, or the URL on lite-04, passed).
@@ -231,7 +250,22 @@ impl Session {
             let path = self.url_path.clone().unwrap_or_default();
             self.authorize(&path, wire::Role::Both)?;
         }
-        while let Some(id) = streams.next_readable() {
+        self.read_budget = POLL_READ_BUDGET;
+        for _ in 0..self.unfinished.len() {
+            if self.read_budget == 0 {
+                break;
+            }
+            let Some(id) = self.unfinished.pop_front() else {
+                break;
+            };
+            if self.streams.contains_key(&id) {
+                self.on_readable(streams, id)?;
+            }
+        }
+        while self.read_budget > 0 {
+            let Some(id) = streams.next_readable() else {
+                break;
+            };
             self.on_readable(streams, id)?;
         }
         // Streams held unread until authorization: what waits in the transport is read now.
@@ -347,23 +381,36 @@ impl Session {
         self.check_budgets()
     }
 
-    /// Reads a peer stream as far as its kind's limit allows, then handles what arrived.
+    /// Reads a peer stream as far as its kind's limit and the poll's budget allow, then
+    /// handles what arrived.
     fn read_peer_stream(&mut self, streams: &mut dyn Streams, id: StreamId) -> Result<(), Close> {
         let bidi = streams.is_bidi(id);
-        let mut limit = self.read_limit(id);
+        let mut limit = self.budgeted_read_limit(id);
         loop {
             let outcome = {
                 let (inbound, _) = self.streams.get_mut(&id).expect("inserted above");
-                inbound.fill(streams, id, limit)
+                let before = inbound.buf.len();
+                let outcome = inbound.fill(streams, id, limit);
+                let read = inbound.buf.len().saturating_sub(before);
+                self.read_budget = self.read_budget.saturating_sub(read);
+                outcome
             };
             if let ReadOutcome::Reset(code) = outcome {
                 self.on_peer_reset(streams, id, code);
                 return Ok(());
             }
             self.classify(streams, id, bidi)?;
+            if outcome == ReadOutcome::Open && self.read_budget == 0 {
+                // Cut short by the budget: read on at the next poll (at worst a read of
+                // nothing, if the stream had no more).
+                if !self.unfinished.contains(&id) {
+                    self.unfinished.push_back(id);
+                }
+                break;
+            }
             // A stream read only as far as its type, now known to allow more: read on, as
             // the transport reports a stream readable again only when more arrives.
-            let wider = self.read_limit(id);
+            let wider = self.budgeted_read_limit(id);
             let full = self
                 .streams
                 .get(&id)
@@ -374,6 +421,13 @@ impl Session {
             limit = wider;
         }
         self.process_incoming(streams, id)
+    }
+
+    /// [`Self::read_limit`] within what is left of this poll's read budget.
+    fn budgeted_read_limit(&self, id: StreamId) -> usize {
+        let held = self.streams.get(&id).map_or(0, |(i, _)| i.buf.len());
+        self.read_limit(id)
+            .min(held.saturating_add(self.read_budget))
     }
 
     /// How many bytes stream `id` may hold in its receive buffer: before authorization only

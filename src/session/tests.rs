@@ -180,6 +180,18 @@ fn subscribe_bytes(id: u64, track: &str) -> Vec<u8> {
     buf
 }
 
+/// Polls `session` until it no longer asks to run at once (a poll reads at most its
+/// budget), returning the number of polls.
+fn poll_until_settled(session: &mut Session, streams: &mut FakeStreams, now: Instant) -> usize {
+    for polls in 1..=1000 {
+        session.poll(streams, now);
+        if session.deadline() != Some(now) {
+            return polls;
+        }
+    }
+    panic!("the session still wants to run after 1000 polls");
+}
+
 /// The work (stream visits in the session, calls into the transport) of one 1-byte peer
 /// event on a lite-04 session with `open` subscriptions.
 fn cost_of_one_event(open: u64) -> (u64, u64) {
@@ -381,7 +393,7 @@ fn before_setup_streams_are_read_only_as_far_as_their_first_bytes() {
     for i in 0..200 {
         streams.peer_writes(i * 4, &partial_subscribe(Version::Lite05), false);
     }
-    session.poll(&mut streams, now);
+    poll_until_settled(&mut session, &mut streams, now);
     assert!(session.buffered <= MAX_EARLY_STREAMS * EARLY_BUFFER);
     assert_eq!(
         env.counters.early_streams_refused.get(),
@@ -412,7 +424,7 @@ fn partial_control_messages_beyond_the_budget_close_only_that_session() {
     for i in 0..150 {
         streams.peer_writes(i * 4, &partial_subscribe(Version::Lite04), false);
     }
-    session.poll(&mut streams, now);
+    poll_until_settled(&mut session, &mut streams, now);
     assert!(session.control_buffered <= (2 << 20) + 64 * 1024);
     assert_eq!(
         streams.closed.as_ref().map(|c| c.0),
@@ -423,4 +435,43 @@ fn partial_control_messages_beyond_the_budget_close_only_that_session() {
     assert_eq!(env.counters.budget_closes.get(), 1);
     bystander.poll(&mut calm, now);
     assert!(calm.closed.is_none());
+}
+
+/// Bytes the peer wrote that the session has not read yet.
+fn unread(streams: &FakeStreams) -> usize {
+    streams.streams.values().map(|s| s.incoming.len()).sum()
+}
+
+#[test]
+fn one_poll_reads_at_most_its_budget_and_asks_to_run_again_for_the_rest() {
+    let now = Instant::now();
+    let env = env(SessionLimits::default(), now);
+    let mut session = Session::new(env, Version::Lite04, Notify::new(), None);
+    let mut streams = FakeStreams::default();
+    // Four uni streams of an unknown type (drained, not served), 200 KiB each.
+    let per_stream = 200 * 1024;
+    for i in 0..4u64 {
+        let mut bytes = vec![0x3f];
+        bytes.resize(1 + per_stream, 0xaa);
+        streams.peer_writes(i * 4 + 2, &bytes, true);
+    }
+    let total = unread(&streams);
+    let mut polls = 0;
+    while unread(&streams) > 0 {
+        let before = unread(&streams);
+        session.poll(&mut streams, now);
+        polls += 1;
+        let read = before - unread(&streams);
+        assert!(read <= POLL_READ_BUDGET, "poll {polls} read {read} bytes");
+        assert!(read > 0, "poll {polls} made no progress");
+        if unread(&streams) > 0 {
+            assert_eq!(session.deadline(), Some(now), "more to read: due at once");
+        }
+        assert!(polls <= 8, "{} bytes still unread", unread(&streams));
+    }
+    assert!(streams.closed.is_none(), "{:?}", streams.closed);
+    assert_eq!(polls, total.div_ceil(POLL_READ_BUDGET));
+    // The budget is whole again and nothing is left over: the session waits.
+    session.poll(&mut streams, now);
+    assert_ne!(session.deadline(), Some(now));
 }
