@@ -87,6 +87,11 @@ pub struct Cli {
     /// Seconds per group (chat always uses one-frame groups).
     #[arg(long, default_value_t = 2.0)]
     pub group_secs: f64,
+    /// While the measured window runs, flood the relay with fake client Initials from this
+    /// many UDP sockets (as fast as one thread can send; 0: no flood). The report's
+    /// longest gap is what the flood did to the viewers.
+    #[arg(long, default_value_t = 0)]
+    pub flood_ports: usize,
     /// Time before the measured window, e.g. `3s`.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub warmup: Duration,
@@ -176,6 +181,9 @@ impl Args {
         }
         if cli.ramp <= 0.0 {
             return Err("--ramp must be positive".into());
+        }
+        if cli.flood_ports > 1024 {
+            return Err("--flood-ports must be at most 1024".into());
         }
         if cli.duration.is_zero() {
             return Err("--duration must be positive".into());

@@ -2,13 +2,15 @@
 //! (fanout, broadcasts, chat or idle), splits the connections across `--threads` workers,
 //! runs them along one timeline (ramp, warmup, measured window, drain), then merges what
 //! they counted into a [`Report`]. The binary prints it; `cargo bench --bench e2e` of the
-//! relay calls [`run`] directly.
+//! relay calls [`run`] directly. With `--flood-ports` a [`flood`] of fake Initials runs
+//! through the measured window.
 
 pub mod args;
 mod carrier;
 pub mod client;
 mod clock;
 mod conn;
+pub mod flood;
 mod group;
 pub mod presets;
 mod publish;
@@ -78,6 +80,16 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         })
         .transpose()?;
     let cpu_before = clock::cpu_seconds();
+    let flooder = (cli.flood_ports > 0)
+        .then(|| {
+            flood::flood(
+                cli.relay,
+                cli.flood_ports,
+                flood::Until::Window(timeline.measure_start, timeline.measure_end),
+            )
+            .map_err(|e| format!("starting the flood: {e}"))
+        })
+        .transpose()?;
 
     let mut handles = Vec::new();
     for t in 0..cli.threads {
@@ -114,6 +126,11 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
             Ok(Err(e)) => failed = failed.or(Some(e)),
             Err(_) => failed = failed.or(Some("a worker thread panicked".to_string())),
         }
+    }
+    if let Some(flooder) = flooder {
+        total.flood_datagrams = flooder
+            .join()
+            .map_err(|_| "the flood thread panicked".to_string())?;
     }
     let relay_process = watcher
         .map(|w| w.finish(failed.is_some() || total.connected == 0))

@@ -96,6 +96,26 @@ pub const PRESETS: &[Preset] = &[
         flags: &["--workload", "chat", "--users", "1000"],
     },
     Preset {
+        name: "flood-fanout",
+        about:
+            "1 track at 1 Mbps to 50 subscribers while fake Initials flood the relay from 8 ports \
+                (see the longest gap)",
+        flags: &[
+            "--workload",
+            "fanout",
+            "--subscribers",
+            "50",
+            "--fps",
+            "30",
+            "--frame-bytes",
+            "4096",
+            "--group-secs",
+            "2",
+            "--flood-ports",
+            "8",
+        ],
+    },
+    Preset {
         name: "idle-2000",
         about: "2000 connections that finish SETUP and stay idle (memory per connection)",
         flags: &["--workload", "idle", "--connections", "2000"],

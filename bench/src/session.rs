@@ -67,6 +67,8 @@ struct Subscriber {
     retry_at: Option<Instant>,
     highest_group: Option<u64>,
     highest_frame: Option<u64>,
+    /// When this subscriber last received a frame in the measured window (ns).
+    last_frame_ns: Option<u64>,
 }
 
 /// One connection's moq-lite session.
@@ -113,6 +115,7 @@ impl Session {
                 retry_at: None,
                 highest_group: None,
                 highest_frame: None,
+                last_frame_ns: None,
             }),
             out: Vec::with_capacity(256),
         }
@@ -344,6 +347,13 @@ impl Session {
                             }
                             if s.highest_frame.is_none_or(|h| stamp.seq > h) {
                                 s.highest_frame = Some(stamp.seq);
+                            }
+                            if measuring {
+                                if let Some(last) = s.last_frame_ns {
+                                    let gap = now_ns.saturating_sub(last);
+                                    stats.longest_gap_ns = stats.longest_gap_ns.max(gap);
+                                }
+                                s.last_frame_ns = Some(now_ns);
                             }
                         }
                         if timeline.measured(stamp.send_ns) && ctx.now < timeline.drain_end {

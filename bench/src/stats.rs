@@ -37,6 +37,11 @@ pub struct Stats {
     pub groups_lost: u64,
     /// Frames missing inside a group (a gap in the sender's sequence).
     pub frames_gap: u64,
+    /// The longest time one subscriber went without a frame inside the measured window,
+    /// nanoseconds.
+    pub longest_gap_ns: u64,
+    /// Fake Initials the flood sent (`--flood-ports`).
+    pub flood_datagrams: u64,
     /// Datagrams the socket refused (EAGAIN); QUIC retransmits them.
     pub send_drops: u64,
     /// UDP datagrams received from the relay, over the whole run (GRO batches counted
@@ -68,6 +73,8 @@ impl Stats {
             groups_reset: 0,
             groups_lost: 0,
             frames_gap: 0,
+            longest_gap_ns: 0,
+            flood_datagrams: 0,
             send_drops: 0,
             datagrams_received: 0,
             datagrams_sent: 0,
@@ -101,6 +108,8 @@ impl Stats {
         self.groups_reset += other.groups_reset;
         self.groups_lost += other.groups_lost;
         self.frames_gap += other.frames_gap;
+        self.longest_gap_ns = self.longest_gap_ns.max(other.longest_gap_ns);
+        self.flood_datagrams += other.flood_datagrams;
         self.send_drops += other.send_drops;
         self.datagrams_received += other.datagrams_received;
         self.datagrams_sent += other.datagrams_sent;
@@ -150,6 +159,11 @@ pub struct Report {
     pub groups_reset: u64,
     pub groups_lost: u64,
     pub frames_gap: u64,
+    /// The longest a subscriber went without a frame in the measured window.
+    pub longest_gap_ms: f64,
+    /// Fake Initials sent by the flood (`--flood-ports`), and their rate.
+    pub flood_datagrams: u64,
+    pub flood_per_sec: f64,
     pub send_drops: u64,
     pub datagrams_received: u64,
     pub datagrams_sent: u64,
@@ -234,6 +248,13 @@ impl Report {
             groups_reset: s.groups_reset,
             groups_lost: s.groups_lost,
             frames_gap: s.frames_gap,
+            longest_gap_ms: s.longest_gap_ns as f64 / 1e6,
+            flood_datagrams: s.flood_datagrams,
+            flood_per_sec: if info.measured_secs > 0.0 {
+                s.flood_datagrams as f64 / info.measured_secs
+            } else {
+                0.0
+            },
             send_drops: s.send_drops,
             datagrams_received: s.datagrams_received,
             datagrams_sent: s.datagrams_sent,
@@ -329,6 +350,20 @@ impl Report {
                 format!(
                     "{} reset, {} lost, {} frame gaps",
                     self.groups_reset, self.groups_lost, self.frames_gap
+                ),
+            ),
+            (
+                "longest gap",
+                format!(
+                    "{:.1} ms (one subscriber without a frame)",
+                    self.longest_gap_ms
+                ),
+            ),
+            (
+                "flood",
+                format!(
+                    "{} fake Initials ({:.0}/s)",
+                    self.flood_datagrams, self.flood_per_sec
                 ),
             ),
             ("send drops", self.send_drops.to_string()),

@@ -3,6 +3,7 @@
 
 use crate::common::Relay;
 use moq_bench::client::{Event, MoqClient, QuicClient};
+use moq_bench::flood::{flood, Until};
 use moq_relay::wire::Version;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -446,70 +447,6 @@ fn one_address_gets_a_retry_beyond_its_share_of_handshakes() {
     );
 }
 
-/// A 1200-byte datagram that looks like a client's first Initial (long header, QUIC v1, a
-/// fresh random 16-byte destination id, no token) but carries random bytes where the
-/// encrypted ClientHello would be: what a flooder sends without spending a TLS handshake.
-struct FakeInitials {
-    packet: [u8; 1200],
-    state: u64,
-}
-
-impl FakeInitials {
-    fn new() -> Self {
-        let mut packet = [0u8; 1200];
-        // Long header, Initial, 4-byte packet number; version 1.
-        packet[..5].copy_from_slice(&[0xc3, 0, 0, 0, 1]);
-        packet[5] = 16; // DCID length, DCID at 6..22
-        packet[22] = 8; // SCID length, SCID at 23..31
-        packet[31] = 0; // token length
-        let rest = 1200 - 34;
-        packet[32] = 0x40 | (rest >> 8) as u8;
-        packet[33] = rest as u8;
-        for byte in packet[34..].iter_mut() {
-            *byte = rand::random();
-        }
-        Self {
-            packet,
-            state: rand::random::<u64>() | 1,
-        }
-    }
-
-    /// The next datagram, with a new destination and source id.
-    fn next(&mut self) -> &[u8] {
-        // xorshift64: cheap enough that the sender, not this, limits the rate.
-        for chunk in [6usize, 14, 23] {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            self.packet[chunk..chunk + 8].copy_from_slice(&self.state.to_le_bytes());
-        }
-        &self.packet
-    }
-}
-
-/// Floods `relay` from `ports` sockets (so the kernel spreads them over both shards) with
-/// fake Initials as fast as one thread can send, until `stop`; returns datagrams sent.
-fn flood(relay: SocketAddr, ports: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let sockets: Vec<UdpSocket> = (0..ports)
-            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
-            .collect();
-        for s in &sockets {
-            s.set_nonblocking(true).unwrap();
-        }
-        let mut packets = FakeInitials::new();
-        let mut sent = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            for s in &sockets {
-                if s.send_to(packets.next(), relay).is_ok() {
-                    sent += 1;
-                }
-            }
-        }
-        sent
-    })
-}
-
 /// The relay's resident memory in KiB (VmRSS).
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -630,7 +567,7 @@ fn flood_while_watching(relay: &Relay, duration: Duration) -> FloodOutcome {
     let rss_before_kib = rss_kib(pid);
     let stop = Arc::new(AtomicBool::new(false));
     // Eight source ports: the kernel's reuseport hash gives both shards some.
-    let flooder = flood(relay.addr, 8, stop.clone());
+    let flooder = flood(relay.addr, 8, Until::Stopped(stop.clone())).expect("flood sockets");
     let start = Instant::now();
     let mut legit = None;
     let mut rss_peak_kib = rss_before_kib;

@@ -1,0 +1,105 @@
+//! A flood of fake client Initials: 1200-byte datagrams that pass every check a QUIC server
+//! can make before decrypting (long header, version 1, a fresh random destination id, the
+//! minimum size) but carry random bytes where the encrypted ClientHello would be. What an
+//! attacker sends to make a relay start (or refuse, or answer with a Retry) a handshake for
+//! each, at the cost of one `sendto` per datagram. Used by `moq-bench --flood-ports` and by
+//! the relay's hostile tests.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Fake client Initials, each with new connection ids.
+pub struct FakeInitials {
+    packet: [u8; 1200],
+    state: u64,
+}
+
+impl Default for FakeInitials {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeInitials {
+    pub fn new() -> Self {
+        let mut packet = [0u8; 1200];
+        // Long header, Initial, 4-byte packet number; version 1.
+        packet[..5].copy_from_slice(&[0xc3, 0, 0, 0, 1]);
+        packet[5] = 16; // DCID length, DCID at 6..22
+        packet[22] = 8; // SCID length, SCID at 23..31
+        packet[31] = 0; // token length
+        let rest = 1200 - 34;
+        packet[32] = 0x40 | (rest >> 8) as u8;
+        packet[33] = rest as u8;
+        for byte in packet[34..].iter_mut() {
+            *byte = rand::random();
+        }
+        Self {
+            packet,
+            state: rand::random::<u64>() | 1,
+        }
+    }
+
+    /// The next datagram, with a new destination and source id.
+    pub fn next_datagram(&mut self) -> &[u8] {
+        // xorshift64: cheap enough that the sender, not this, limits the rate.
+        for at in [6usize, 14, 23] {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            self.packet[at..at + 8].copy_from_slice(&self.state.to_le_bytes());
+        }
+        &self.packet
+    }
+}
+
+/// When a flood runs.
+#[derive(Clone)]
+pub enum Until {
+    /// Until the flag is set.
+    Stopped(Arc<AtomicBool>),
+    /// From the first instant to the second.
+    Window(Instant, Instant),
+}
+
+/// Floods `target` from `ports` sockets (several, so that SO_REUSEPORT spreads them over
+/// every shard) as fast as one thread can send, while `until` says so. The thread returns
+/// the datagrams the kernel took.
+pub fn flood(target: SocketAddr, ports: usize, until: Until) -> std::io::Result<JoinHandle<u64>> {
+    let bind = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let sockets = (0..ports.max(1))
+        .map(|_| {
+            let socket = UdpSocket::bind(bind)?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    std::thread::Builder::new()
+        .name("flood".into())
+        .spawn(move || {
+            if let Until::Window(start, _) = &until {
+                std::thread::sleep(start.saturating_duration_since(Instant::now()));
+            }
+            let running = || match &until {
+                Until::Stopped(stop) => !stop.load(Ordering::Relaxed),
+                Until::Window(_, end) => Instant::now() < *end,
+            };
+            let mut packets = FakeInitials::new();
+            let mut sent = 0u64;
+            while running() {
+                for socket in &sockets {
+                    if socket.send_to(packets.next_datagram(), target).is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+            sent
+        })
+}
