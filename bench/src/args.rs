@@ -92,6 +92,10 @@ pub struct Cli {
     /// longest gap is what the flood did to the viewers.
     #[arg(long, default_value_t = 0)]
     pub flood_ports: usize,
+    /// What the flood sends: random bytes behind a valid Initial header, or real client
+    /// Initials (a few hundred, in turn).
+    #[arg(long, value_enum, default_value = "encrypted")]
+    pub flood_kind: crate::flood::FloodKind,
     /// Time before the measured window, e.g. `3s`.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub warmup: Duration,

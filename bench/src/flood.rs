@@ -1,15 +1,67 @@
-//! A flood of fake client Initials: 1200-byte datagrams that pass every check a QUIC server
-//! can make before decrypting (long header, version 1, a fresh random destination id, the
-//! minimum size) but carry random bytes where the encrypted ClientHello would be. What an
-//! attacker sends to make a relay start (or refuse, or answer with a Retry) a handshake for
-//! each, at the cost of one `sendto` per datagram. Used by `moq-bench --flood-ports` and by
-//! the relay's hostile tests.
+//! Floods of client Initials, what an attacker sends to make a server start (or refuse, or
+//! answer with a Retry) a handshake for each, at the cost of one `sendto` per datagram:
+//! - forged: 1200-byte datagrams that pass every check a QUIC server can make without the
+//!   Initial keys (long header, version 1, a fresh random destination id, the minimum size)
+//!   but carry random bytes where the encrypted ClientHello would be;
+//! - encrypted: real first Initials of quiche clients (a few hundred, sent in turn), which
+//!   open with their keys like any client's.
+//!
+//! Used by `moq-bench --flood-ports` and by the relay's hostile tests.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+/// Which Initials a flood sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FloodKind {
+    /// Random bytes behind a valid header ([`FakeInitials`]).
+    Forged,
+    /// Real client Initials ([`EncryptedInitials`]).
+    Encrypted,
+}
+
+/// Real first Initials of quiche clients, each with its own connection ids, sent in turn.
+pub struct EncryptedInitials {
+    packets: Vec<Vec<u8>>,
+    next: usize,
+}
+
+impl EncryptedInitials {
+    /// `count` Initials addressed to `target` (at least one).
+    pub fn new(target: SocketAddr, count: usize) -> Result<Self, quiche::Error> {
+        let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION)?;
+        config.set_application_protos(&[b"moq-lite-05"])?;
+        config.verify_peer(false);
+        let local = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut packets = Vec::with_capacity(count.max(1));
+        for _ in 0..count.max(1) {
+            let scid: [u8; 16] = rand::random();
+            let mut conn = quiche::connect(
+                Some("localhost"),
+                &quiche::ConnectionId::from_ref(&scid),
+                local,
+                target,
+                &mut config,
+            )?;
+            let mut out = vec![0u8; 1500];
+            let (len, _) = conn.send(&mut out)?;
+            out.truncate(len);
+            packets.push(out);
+        }
+        Ok(Self { packets, next: 0 })
+    }
+
+    /// The next Initial, in turn.
+    pub fn next_datagram(&mut self) -> &[u8] {
+        let at = self.next;
+        self.next = (at + 1) % self.packets.len();
+        &self.packets[at]
+    }
+}
 
 /// Fake client Initials, each with new connection ids.
 pub struct FakeInitials {
@@ -65,10 +117,25 @@ pub enum Until {
     Window(Instant, Instant),
 }
 
-/// Floods `target` from `ports` sockets (several, so that SO_REUSEPORT spreads them over
-/// every shard) as fast as one thread can send, while `until` says so. The thread returns
-/// the datagrams the kernel took.
-pub fn flood(target: SocketAddr, ports: usize, until: Until) -> std::io::Result<JoinHandle<u64>> {
+/// Distinct Initials an encrypted flood cycles through.
+const ENCRYPTED_INITIALS: usize = 512;
+
+/// Floods `target` with `kind` Initials from `ports` sockets (several, so that SO_REUSEPORT
+/// spreads them over every shard) as fast as one thread can send, while `until` says so.
+/// The thread returns the datagrams the kernel took.
+pub fn flood(
+    target: SocketAddr,
+    ports: usize,
+    kind: FloodKind,
+    until: Until,
+) -> std::io::Result<JoinHandle<u64>> {
+    let mut encrypted = match kind {
+        FloodKind::Forged => None,
+        FloodKind::Encrypted => Some(
+            EncryptedInitials::new(target, ENCRYPTED_INITIALS)
+                .map_err(|e| std::io::Error::other(format!("making Initials: {e}")))?,
+        ),
+    };
     let bind = if target.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -91,11 +158,15 @@ pub fn flood(target: SocketAddr, ports: usize, until: Until) -> std::io::Result<
                 Until::Stopped(stop) => !stop.load(Ordering::Relaxed),
                 Until::Window(_, end) => Instant::now() < *end,
             };
-            let mut packets = FakeInitials::new();
+            let mut forged = FakeInitials::new();
             let mut sent = 0u64;
             while running() {
                 for socket in &sockets {
-                    if socket.send_to(packets.next_datagram(), target).is_ok() {
+                    let datagram = match encrypted.as_mut() {
+                        Some(initials) => initials.next_datagram(),
+                        None => forged.next_datagram(),
+                    };
+                    if socket.send_to(datagram, target).is_ok() {
                         sent += 1;
                     }
                 }

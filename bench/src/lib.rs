@@ -85,6 +85,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
             flood::flood(
                 cli.relay,
                 cli.flood_ports,
+                cli.flood_kind,
                 flood::Until::Window(timeline.measure_start, timeline.measure_end),
             )
             .map_err(|e| format!("starting the flood: {e}"))

@@ -97,9 +97,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "flood-fanout",
-        about:
-            "1 track at 1 Mbps to 50 subscribers while fake Initials flood the relay from 8 ports \
-                (see the longest gap)",
+        about: "1 Mbps to 50 subscribers while real client Initials flood the relay (longest gap)",
         flags: &[
             "--workload",
             "fanout",
@@ -113,6 +111,27 @@ pub const PRESETS: &[Preset] = &[
             "2",
             "--flood-ports",
             "8",
+        ],
+    },
+    Preset {
+        name: "flood-forged-fanout",
+        about:
+            "1 Mbps to 50 subscribers while Initials of random bytes flood the relay (longest gap)",
+        flags: &[
+            "--workload",
+            "fanout",
+            "--subscribers",
+            "50",
+            "--fps",
+            "30",
+            "--frame-bytes",
+            "4096",
+            "--group-secs",
+            "2",
+            "--flood-ports",
+            "8",
+            "--flood-kind",
+            "forged",
         ],
     },
     Preset {

@@ -187,6 +187,7 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         short_initials_dropped = quic.short_initials,
         undecodable_dropped = quic.undecodable,
         unknown_connection_dropped = quic.unknown_connection,
+        forged_initials_dropped = quic.forged_initials,
         version_negotiations = quic.version_negotiations,
         retries_sent = quic.retries,
         tokens_invalid = quic.tokens_invalid,

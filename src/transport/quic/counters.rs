@@ -17,6 +17,9 @@ pub struct EndpointStats {
     pub undecodable: u64,
     /// Non-Initial packets for no connection we know.
     pub unknown_connection: u64,
+    /// Initials that do not open with their destination id's keys (random bytes behind a
+    /// valid header), dropped before any reply.
+    pub forged_initials: u64,
     /// Initials of a version we do not speak, answered with Version Negotiation.
     pub version_negotiations: u64,
     /// Retry packets sent instead of accepting.

@@ -22,6 +22,7 @@ use super::connection::Connection;
 use super::counters::{Counters, EndpointStats};
 use super::handler::{ConnectionApp, ConnectionHandler, DialedApp};
 use super::handshakes::{Admission, Handshakes, Ticket};
+use super::initial::{self, InitialCheck};
 use super::throttle::LogThrottle;
 use super::token::{RetryKey, TokenCheck, MAX_TOKEN_LEN};
 use bytes::Bytes;
@@ -192,6 +193,11 @@ impl Endpoint {
                 self.out.send(from, &out[..len], len);
                 self.counters.bump(|c| &mut c.version_negotiations);
             }
+            return;
+        }
+        // Nothing is answered or kept for an Initial nobody encrypted.
+        if initial::check(data) == InitialCheck::Forged {
+            self.counters.bump(|c| &mut c.forged_initials);
             return;
         }
         let now = Instant::now();

@@ -1,6 +1,6 @@
 //! QUIC on quiche: the shard's endpoint (accepting and dialing), its connections,
-//! connection-id routing, address validation (Retry tokens, handshake limits,
-//! anti-amplification) and the quiche configuration. What runs on a connection is the
+//! connection-id routing, address validation (Initials checked before any reply, Retry
+//! tokens, handshake limits, anti-amplification) and the quiche configuration. What runs on a connection is the
 //! business of a [`ConnectionHandler`] above it (`server/`).
 
 mod alarm;
@@ -13,6 +13,7 @@ mod counters;
 mod endpoint;
 mod handler;
 mod handshakes;
+mod initial;
 mod streams;
 mod throttle;
 mod token;
