@@ -8,7 +8,7 @@
 //!
 //! Used by `moq-bench --flood-ports` and by the relay's hostile tests.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -120,9 +120,24 @@ pub enum Until {
 /// Distinct Initials an encrypted flood cycles through.
 const ENCRYPTED_INITIALS: usize = 512;
 
+/// The address flood socket `i` sends from: on IPv4 loopback an address of its own in
+/// 127.2.0.0/16, standing for the many (spoofed) sources of a real flood, and never the
+/// 127.0.0.1 of the viewers it disturbs; elsewhere whatever the kernel picks.
+fn source(i: usize, target: SocketAddr) -> SocketAddr {
+    match target.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() => {
+            let [hi, lo] = u16::try_from(i % 60_000 + 1).unwrap_or(1).to_be_bytes();
+            SocketAddr::from(([127, 2, hi, lo], 0))
+        }
+        IpAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        IpAddr::V6(ip) if ip.is_loopback() => SocketAddr::from((ip, 0)),
+        IpAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+    }
+}
+
 /// Floods `target` with `kind` Initials from `ports` sockets (several, so that SO_REUSEPORT
-/// spreads them over every shard) as fast as one thread can send, while `until` says so.
-/// The thread returns the datagrams the kernel took.
+/// spreads them over every shard, each from its own address on loopback) as fast as one
+/// thread can send, while `until` says so. The thread returns the datagrams the kernel took.
 pub fn flood(
     target: SocketAddr,
     ports: usize,
@@ -136,14 +151,9 @@ pub fn flood(
                 .map_err(|e| std::io::Error::other(format!("making Initials: {e}")))?,
         ),
     };
-    let bind = if target.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
     let sockets = (0..ports.max(1))
-        .map(|_| {
-            let socket = UdpSocket::bind(bind)?;
+        .map(|i| {
+            let socket = UdpSocket::bind(source(i, target))?;
             socket.set_nonblocking(true)?;
             Ok(socket)
         })

@@ -110,7 +110,7 @@ pub const PRESETS: &[Preset] = &[
             "--group-secs",
             "2",
             "--flood-ports",
-            "8",
+            "64",
         ],
     },
     Preset {
@@ -129,7 +129,7 @@ pub const PRESETS: &[Preset] = &[
             "--group-secs",
             "2",
             "--flood-ports",
-            "8",
+            "64",
             "--flood-kind",
             "forged",
         ],

@@ -190,6 +190,7 @@ pub async fn run(mut shard: Shard<Control, Data>, settings: Arc<ShardSettings>) 
         forged_initials_dropped = quic.forged_initials,
         version_negotiations = quic.version_negotiations,
         retries_sent = quic.retries,
+        stateless_replies_shed = quic.stateless_replies_shed,
         tokens_invalid = quic.tokens_invalid,
         tokens_expired = quic.tokens_expired,
         connection_limit_refused = quic.connection_limit,

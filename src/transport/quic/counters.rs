@@ -20,6 +20,9 @@ pub struct EndpointStats {
     /// Initials that do not open with their destination id's keys (random bytes behind a
     /// valid header), dropped before any reply.
     pub forged_initials: u64,
+    /// Initials that would have been answered with a Retry or Version Negotiation but found
+    /// the shard's (or their address slot's) budget of stateless replies spent.
+    pub stateless_replies_shed: u64,
     /// Initials of a version we do not speak, answered with Version Negotiation.
     pub version_negotiations: u64,
     /// Retry packets sent instead of accepting.

@@ -23,6 +23,7 @@ use super::counters::{Counters, EndpointStats};
 use super::handler::{ConnectionApp, ConnectionHandler, DialedApp};
 use super::handshakes::{Admission, Handshakes, Ticket};
 use super::initial::{self, InitialCheck};
+use super::reply_budget::ReplyBudget;
 use super::throttle::LogThrottle;
 use super::token::{RetryKey, TokenCheck, MAX_TOKEN_LEN};
 use bytes::Bytes;
@@ -82,12 +83,15 @@ pub struct Endpoint {
     handshake_timeout: Duration,
     retry_key: RetryKey,
     handshakes: RefCell<Handshakes>,
+    /// Retry and Version Negotiation packets left to send, per shard and per address.
+    reply_budget: RefCell<ReplyBudget>,
     live: Cell<usize>,
     counters: Counters,
     limit_log: LogThrottle,
     refusal_log: LogThrottle,
     token_log: LogThrottle,
     timeout_log: LogThrottle,
+    reply_log: LogThrottle,
     /// The task queue the connections' tasks run in: the one current when the endpoint was
     /// made, whichever queue later receives the datagrams that start them.
     connections_queue: glommio::TaskQueueHandle,
@@ -118,12 +122,14 @@ impl Endpoint {
             handshake_timeout: settings.handshake_timeout,
             retry_key: settings.retry_key.clone(),
             handshakes: RefCell::new(Handshakes::new(settings.handshakes, Instant::now())),
+            reply_budget: RefCell::new(ReplyBudget::new()),
             live: Cell::new(0),
             counters: Counters::default(),
             limit_log: LogThrottle::new(REFUSAL_LOG_INTERVAL),
             refusal_log: LogThrottle::new(REFUSAL_LOG_INTERVAL),
             token_log: LogThrottle::new(REFUSAL_LOG_INTERVAL),
             timeout_log: LogThrottle::new(REFUSAL_LOG_INTERVAL),
+            reply_log: LogThrottle::new(REFUSAL_LOG_INTERVAL),
             connections_queue: glommio::executor().current_task_queue(),
         })
     }
@@ -188,6 +194,9 @@ impl Endpoint {
             return;
         }
         if !quiche::version_is_supported(header.version) {
+            if !self.may_reply(from, Instant::now()) {
+                return;
+            }
             let mut out = [0u8; MAX_DATAGRAM];
             if let Ok(len) = quiche::negotiate_version(&header.scid, &header.dcid, &mut out) {
                 self.out.send(from, &out[..len], len);
@@ -246,7 +255,9 @@ impl Endpoint {
         let ticket = match admission {
             Admission::Accept(ticket) => ticket,
             Admission::Retry => {
-                self.send_retry(&header, from);
+                if self.may_reply(from, now) {
+                    self.send_retry(&header, from);
+                }
                 return;
             }
             Admission::Refuse(reason) => {
@@ -327,6 +338,18 @@ impl Endpoint {
         if q.is_established() || (handshake && q.stats().recv > before) {
             ledger.validate();
         }
+    }
+
+    /// Whether the budget of stateless replies allows one to `to` now; counts it if not.
+    fn may_reply(&self, to: SocketAddr, now: Instant) -> bool {
+        if self.reply_budget.borrow_mut().take(to.ip(), now) {
+            return true;
+        }
+        self.counters.bump(|c| &mut c.stateless_replies_shed);
+        if let Some(more) = self.reply_log.ready(now) {
+            tracing::warn!(shard = self.place.id, to = %to, shed_since_last = more, "stateless reply budget spent; Initial dropped unanswered");
+        }
+        false
     }
 
     /// Answers an Initial with a Retry whose token proves, when it comes back, that the client

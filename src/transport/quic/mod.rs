@@ -1,6 +1,7 @@
 //! QUIC on quiche: the shard's endpoint (accepting and dialing), its connections,
 //! connection-id routing, address validation (Initials checked before any reply, Retry
-//! tokens, handshake limits, anti-amplification) and the quiche configuration. What runs on a connection is the
+//! tokens, handshake limits, a budget of stateless replies, anti-amplification) and the
+//! quiche configuration. What runs on a connection is the
 //! business of a [`ConnectionHandler`] above it (`server/`).
 
 mod alarm;
@@ -14,6 +15,7 @@ mod endpoint;
 mod handler;
 mod handshakes;
 mod initial;
+mod reply_budget;
 mod streams;
 mod throttle;
 mod token;
