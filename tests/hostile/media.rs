@@ -420,6 +420,11 @@ struct Measured {
     evicted: u64,
     too_large: u64,
     discarded_mib: u64,
+    /// Datagrams the kernel dropped on the relay's port during the attack (its receive
+    /// buffers overflowed), and what the mesh shed between the shards.
+    udp_kernel_drops: Option<u64>,
+    mesh_groups_reset: u64,
+    mesh_groups_skipped: u64,
 }
 
 /// Runs `attack` against a fresh relay with bystanders watching, and measures it.
@@ -430,12 +435,16 @@ fn measure(attack: impl FnOnce(&mut Attacker)) -> Measured {
     let mut attacker = Attacker::start(&relay);
     let baseline = rss_kib(relay.pid());
     let probe = RssProbe::start(relay.pid());
+    let drops_before = moq_bench::relay_process::udp_drops(relay.addr.port());
     let started = Instant::now();
     attack(&mut attacker);
     // The last writes land, and whatever the relay does with them shows in its RSS.
     attacker.linger(Duration::from_secs(2));
     let seconds = started.elapsed().as_secs_f64();
     let peak = probe.peak();
+    let udp_kernel_drops = drops_before
+        .zip(moq_bench::relay_process::udp_drops(relay.addr.port()))
+        .map(|(before, after)| after.saturating_sub(before));
     let bystander_reports = bystanders.finish();
     let (viewer_port, publisher_port) = (attacker.viewer_port, attacker.publisher_port);
     let attacker_state = attacker.finish();
@@ -463,6 +472,9 @@ fn measure(attack: impl FnOnce(&mut Attacker)) -> Measured {
         evicted: crate::common::shard_counter(&log, "cache_groups_evicted"),
         too_large: crate::common::shard_counter(&log, "cache_groups_too_large"),
         discarded_mib: crate::common::shard_counter(&log, "cache_bytes_discarded") >> 20,
+        udp_kernel_drops,
+        mesh_groups_reset: crate::common::shard_counter(&log, "mesh_groups_reset"),
+        mesh_groups_skipped: crate::common::shard_counter(&log, "mesh_groups_skipped"),
     }
 }
 
