@@ -27,5 +27,6 @@ pub use counters::EndpointStats;
 pub use endpoint::{Endpoint, Forward, PacketOut, ShardPlace};
 pub use handler::{ConnectionApp, ConnectionHandler, DialedApp};
 pub use handshakes::{HandshakeLimits, RetryMode};
+pub use initial::{check as check_initial, InitialCheck};
 pub use streams::{QuicStreams, StreamIds};
 pub use token::RetryKey;
