@@ -3,7 +3,8 @@
 //! connection at once.
 //!
 //! The session is a state machine driven by its transport's task: [`Session::poll`] reads
-//! whatever streams have data, reacts to shard events (announcements, track data, upstream
+//! whatever streams have data (at most [`POLL_READ_BUDGET`] bytes a poll, so one busy peer
+//! cannot hold its shard), reacts to shard events (announcements, track data, upstream
 //! requests) and writes what it can. It never blocks and never owns a socket.
 //!
 //! What a peer can make it hold is bounded ([`SessionLimits`]): until the session is
