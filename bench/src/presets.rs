@@ -35,6 +35,32 @@ macro_rules! fanout {
     };
 }
 
+/// 1 Mbps to 50 subscribers while `--flood-ports 64` flood the relay with `$kind` Initials.
+macro_rules! flood {
+    ($name:literal, $about:literal, $kind:literal) => {
+        Preset {
+            name: $name,
+            about: $about,
+            flags: &[
+                "--workload",
+                "fanout",
+                "--subscribers",
+                "50",
+                MBPS_1[0],
+                MBPS_1[1],
+                MBPS_1[2],
+                MBPS_1[3],
+                MBPS_1[4],
+                MBPS_1[5],
+                "--flood-ports",
+                "64",
+                "--flood-kind",
+                $kind,
+            ],
+        }
+    };
+}
+
 /// Every preset, in the order the goals list them.
 pub const PRESETS: &[Preset] = &[
     fanout!(
@@ -95,45 +121,16 @@ pub const PRESETS: &[Preset] = &[
         about: "1000 users in 1:1 chats, 10 one-frame groups/s of 200 B each",
         flags: &["--workload", "chat", "--users", "1000"],
     },
-    Preset {
-        name: "flood-fanout",
-        about: "1 Mbps to 50 subscribers while real client Initials flood the relay (longest gap)",
-        flags: &[
-            "--workload",
-            "fanout",
-            "--subscribers",
-            "50",
-            "--fps",
-            "30",
-            "--frame-bytes",
-            "4096",
-            "--group-secs",
-            "2",
-            "--flood-ports",
-            "64",
-        ],
-    },
-    Preset {
-        name: "flood-forged-fanout",
-        about:
-            "1 Mbps to 50 subscribers while Initials of random bytes flood the relay (longest gap)",
-        flags: &[
-            "--workload",
-            "fanout",
-            "--subscribers",
-            "50",
-            "--fps",
-            "30",
-            "--frame-bytes",
-            "4096",
-            "--group-secs",
-            "2",
-            "--flood-ports",
-            "64",
-            "--flood-kind",
-            "forged",
-        ],
-    },
+    flood!(
+        "flood-fanout",
+        "1 Mbps to 50 subscribers while real client Initials flood the relay (longest gap)",
+        "encrypted"
+    ),
+    flood!(
+        "flood-forged-fanout",
+        "1 Mbps to 50 subscribers while Initials of random bytes flood the relay (longest gap)",
+        "forged"
+    ),
     Preset {
         name: "idle-2000",
         about: "2000 connections that finish SETUP and stay idle (memory per connection)",
